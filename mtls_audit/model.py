@@ -1,0 +1,251 @@
+"""The value types every other module shares.
+
+This module imports nothing from the package: the loader, the checks, the prober and the
+renderers all meet here, and dependencies point only towards it. Every type is frozen so a
+renderer can never change what a check said (bandit's engine mutating results after the fact is
+the habit we avoid).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+
+
+class Severity(str, enum.Enum):
+    """How bad a failing result is; the gate compares against it (`--fail-on`)."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse, so `--fail-on high` means `rank >= HIGH.rank`."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {
+    Severity.CRITICAL: 4,
+    Severity.HIGH: 3,
+    Severity.MEDIUM: 2,
+    Severity.LOW: 1,
+    Severity.INFO: 0,
+}
+
+
+class Status(str, enum.Enum):
+    """Outcome of one rule on one subject. `error` means "could not look" and never passes."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+FAIL_ON_CHOICES = ("critical", "high", "medium", "low", "info", "never")
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where in the Nginx configuration a result points."""
+
+    file: str
+    """Path as Nginx names it: relative to the main config's folder when under it."""
+    line: int
+    """1-based line of the directive the result is about."""
+    server_name: tuple[str, ...] = ()
+    """`server_name` values of the enclosing server, for people reading the report."""
+    listen: tuple[str, ...] = ()
+    """`listen` arguments of the enclosing server, each joined with spaces."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A live endpoint that was probed."""
+
+    host: str
+    port: int
+    sni: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" + (f"/{self.sni}" if self.sni else "")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Why a failing result does not count against the gate; it stays in the report."""
+
+    kind: str
+    """`inline` (a comment in the config) or `baseline` (a fingerprint in a baseline file)."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleMeta:
+    """A rule's documentation, read from `rules/<ID>.yaml`; checks are paired with it by ID."""
+
+    id: str
+    title: str
+    severity: Severity
+    description: str
+    remediation: str
+    references: tuple[str, ...] = ()
+    compliance: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    cwe: tuple[int, ...] = ()
+    kind: str = "config"
+    """`config` (static), `live` (probe) or `drift` (both): decides which fixtures prove it."""
+    source: str = ""
+    """The YAML file the rule came from, for error messages about it."""
+
+    @property
+    def family(self) -> str:
+        """`MTLS1xx` style family name, used to group JUnit suites."""
+        return self.id[:-2] + "xx"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check returns: one verdict on one subject, without the rule's metadata.
+
+    The engine turns a Finding into a Result by adding the rule's title, remediation and
+    references, so checks stay short and cannot disagree with the catalog.
+    """
+
+    rule_id: str
+    status: Status
+    message: str
+    subject: str
+    """A stable description of what was judged (e.g. `server api.internal :443`); feeds the fingerprint."""
+    location: SourceLocation | None = None
+    target: Target | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None
+    """Overrides the rule's default severity where the catalog allows it."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One row of the report: a rule's verdict on one subject, with everything a reader needs."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    status: Status
+    message: str
+    remediation: str
+    location: SourceLocation | None
+    target: Target | None
+    evidence: Mapping[str, Any]
+    references: tuple[str, ...]
+    compliance: Mapping[str, tuple[str, ...]]
+    fingerprint: str
+    subject: str
+    suppressed: Suppression | None = None
+
+    @property
+    def counts_against_gate(self) -> bool:
+        """Failures and errors count; suppressed ones are shown but forgiven."""
+        return self.status in (Status.FAIL, Status.ERROR) and self.suppressed is None
+
+
+def fingerprint(rule_id: str, subject: str) -> str:
+    """Stable across runs and line moves: the rule and the subject, never the line number."""
+    return hashlib.sha256(f"{rule_id}\x00{subject}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run produced; renderers are functions of this and nothing else."""
+
+    tool_version: str
+    started_at: str
+    finished_at: str
+    configs: tuple[str, ...]
+    targets: tuple[str, ...]
+    results: tuple[Result, ...]
+    rules: tuple[RuleMeta, ...]
+    """Metadata of every rule that was evaluated, for SARIF's rule table."""
+    fail_on: str = "high"
+    schema_version: str = SCHEMA_VERSION
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and the gate verdict, shared by every renderer and the exit code."""
+        counts = {s.value: 0 for s in Status}
+        by_sev = {s.value: 0 for s in Severity}
+        for r in self.results:
+            counts[r.status.value] += 1
+            if r.status is Status.FAIL and r.suppressed is None:
+                by_sev[r.severity.value] += 1
+        return {
+            "results": len(self.results),
+            "pass": counts["pass"],
+            "fail": counts["fail"],
+            "error": counts["error"],
+            "skipped": counts["skipped"],
+            "suppressed": sum(1 for r in self.results if r.suppressed is not None),
+            "fail_by_severity": by_sev,
+            "fail_on": self.fail_on,
+            "gate": "fail" if self.gate_fails() else "pass",
+        }
+
+    def gate_fails(self) -> bool:
+        """Exit 1 when a failure reaches `fail_on` or anything errored (probes fail closed)."""
+        return any(gate_counts(r, self.fail_on) for r in self.results)
+
+
+def gate_counts(result: Result, fail_on: str) -> bool:
+    """Whether one result makes the gate fail under `fail_on`.
+
+    An `error` always counts, even with `--fail-on never`: a gate that could not look must not
+    say "pass" (the contract's exit code 1 covers "any result with status error").
+    """
+    if result.suppressed is not None:
+        return False
+    if result.status is Status.ERROR:
+        return True
+    if result.status is not Status.FAIL or fail_on == "never":
+        return False
+    return result.severity.rank >= Severity(fail_on).rank
+
+
+def sorted_results(results: Sequence[Result]) -> list[Result]:
+    """Failures and errors first, worst severity first; stable for identical inputs."""
+    order = {Status.ERROR: 0, Status.FAIL: 1, Status.SKIPPED: 2, Status.PASS: 3}
+
+    def key(r: Result) -> tuple[int, int, int, str, str, int]:
+        loc = r.location
+        return (
+            1 if r.suppressed else 0,
+            order[r.status],
+            -r.severity.rank,
+            r.rule_id,
+            loc.file if loc else str(r.target or ""),
+            loc.line if loc else 0,
+        )
+
+    return sorted(results, key=key)
+
+
+def jsonable(value: Any) -> Any:
+    """Evidence is free-form; make sure it can be written as JSON (tuples, enums, sets)."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, enum.Enum):
+        return o.value
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    return str(o)
