@@ -1,0 +1,224 @@
+"""Command line: click options -> ScanRequest -> run_scan -> renderer -> exit code.
+
+Exit codes are a contract (report-contract.md): 0 clean, 1 findings or probe errors, 2 the scan
+could not run. Every tool failure is one line on stderr, never a traceback, and no report file is
+written when the scan did not complete.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import MtlsAuditError
+from .model import FAIL_ON_CHOICES
+
+FORMATS = ("table", "json", "sarif", "junit")
+
+
+def _fail(e: MtlsAuditError) -> None:
+    click.echo(f"mtls-audit: error: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  mtls-audit scan /etc/nginx/nginx.conf
+  nginx -T | mtls-audit scan - --format sarif --output mtls.sarif
+  mtls-audit scan --target 127.0.0.1:8443/api.internal --client-cert me.pem --client-key me.key
+  mtls-audit rules list""",
+)
+@click.version_option(__version__, prog_name="mtls-audit")
+def cli() -> None:
+    """Audit mutual-TLS (client certificate) setups on Nginx, statically and live."""
+
+
+@cli.command(
+    epilog="""\b
+Examples:
+  mtls-audit scan /etc/nginx                       # folder holding nginx.conf
+  nginx -T 2>/dev/null | mtls-audit scan -          # a running server's full config
+  mtls-audit scan nginx.conf --require-mtls '*.internal' --fail-on medium
+  mtls-audit scan nginx.conf --format json --output report.json
+  mtls-audit scan nginx.conf --write-baseline .mtls-baseline.json
+  mtls-audit scan nginx.conf --probe --probe-host 127.0.0.1 --client-cert c.pem --client-key c.key
+
+\b
+Exit codes: 0 no failing result at or above --fail-on; 1 failures or probe errors;
+2 the scan could not run (bad config, bad rule file, usage)."""
+)
+@click.argument("configs", nargs=-1, metavar="[CONFIG]...")
+@click.option("--prefix", metavar="DIR", help="Resolve relative paths as Nginx -p would (default: the main config's folder).")
+@click.option("--target", "targets", multiple=True, metavar="HOST:PORT[/SNI]", help="Probe this endpoint (repeatable).")
+@click.option("--targets-file", metavar="FILE", help="One target a line (# comments allowed).")
+@click.option("--probe/--no-probe", default=None, help="With a config: also probe the servers' listen addresses.")
+@click.option("--probe-host", metavar="HOST", help="Host to probe for wildcard listens (e.g. 127.0.0.1).")
+@click.option("--protocol", type=click.Choice(["auto", "http", "tcp"]), default="auto", show_default=True, help="What to speak after the handshake.")
+@click.option("--client-cert", metavar="FILE", help="A client certificate the endpoint must accept (PEM).")
+@click.option("--client-key", metavar="FILE", help="Its private key (PEM).")
+@click.option("--client-key-pass-env", metavar="VAR", help="Environment variable holding the key's passphrase.")
+@click.option("--ca-cert", metavar="FILE", help="The client CA, to mint bad-but-signed certificates.")
+@click.option("--ca-key", metavar="FILE", help="The client CA's key.")
+@click.option("--revoked-cert", metavar="FILE", help="A revoked client certificate the endpoint must reject.")
+@click.option("--revoked-key", metavar="FILE", help="Its private key.")
+@click.option("--trust", metavar="FILE", help="CA bundle to verify the server certificate (default: system store).")
+@click.option("--require-mtls", multiple=True, metavar="PATTERN", help="server_name glob or :port that must require client certs (repeatable).")
+@click.option("--require-upstream-mtls", multiple=True, metavar="PATTERN", help="upstream name glob that must get a client certificate (repeatable).")
+@click.option("--nginx-version", metavar="X.Y.Z", help="Enables version-aware rules.")
+@click.option("--warn-days", type=click.IntRange(min=0), default=30, show_default=True, help="Expiry warning window.")
+@click.option("--rules", "rules_dirs", multiple=True, metavar="DIR", help="Extra rule definitions (YAML + checks).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--output", metavar="FILE", help="Write the report here (atomically) instead of stdout.")
+@click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default="high", show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="Seconds per connection.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=1024), default=None, help="Endpoints probed at once.")
+@click.option("--baseline", metavar="FILE", help="Suppress failures whose fingerprints are in this baseline.")
+@click.option("--write-baseline", metavar="FILE", help="Write the current failures as a baseline.")
+@click.option("--show-passed", is_flag=True, help="Table: list passing results too.")
+@click.option("--verbose", "-v", is_flag=True, help="Table: evidence per result.")
+@click.option("--quiet", "-q", is_flag=True, help="Table: only the summary line.")
+@click.option("--no-color", is_flag=True, help="No ANSI colours (NO_COLOR is respected too).")
+def scan(configs: tuple[str, ...], **kw: Any) -> None:
+    """Audit Nginx configs (files, folders, or "-" for an `nginx -T` dump) and live endpoints."""
+    from .context import Options
+    from .scan import ScanRequest, baseline_text, parse_version, run_scan, write_atomic
+
+    try:
+        if not configs and not kw["targets"] and not kw["targets_file"]:
+            raise click.UsageError("give a CONFIG, --target or --targets-file")
+        if configs.count("-") > 1:
+            raise click.UsageError('"-" (stdin) can be given once')
+        for flag in ("client", "ca", "revoked"):
+            if bool(kw[f"{flag}_cert"]) != bool(kw[f"{flag}_key"]):
+                raise click.UsageError(f"--{flag}-cert and --{flag}-key go together")
+        version = parse_version(kw["nginx_version"]) if kw["nginx_version"] else None
+        req = ScanRequest(
+            configs=configs,
+            prefix=kw["prefix"],
+            targets=kw["targets"],
+            targets_file=kw["targets_file"],
+            probe=kw["probe"],
+            probe_host=kw["probe_host"],
+            protocol=kw["protocol"],
+            client_cert=kw["client_cert"],
+            client_key=kw["client_key"],
+            client_key_pass_env=kw["client_key_pass_env"],
+            ca_cert=kw["ca_cert"],
+            ca_key=kw["ca_key"],
+            revoked_cert=kw["revoked_cert"],
+            revoked_key=kw["revoked_key"],
+            trust=kw["trust"],
+            timeout=kw["timeout"],
+            concurrency=kw["concurrency"],
+            options=Options(
+                require_mtls=kw["require_mtls"],
+                require_upstream_mtls=kw["require_upstream_mtls"],
+                nginx_version=version,
+                warn_days=kw["warn_days"],
+            ),
+            rules_dirs=kw["rules_dirs"],
+            fail_on=kw["fail_on"],
+            baseline=kw["baseline"],
+        )
+        report = run_scan(req)
+        from .render import get_renderer
+
+        color = (
+            kw["fmt"] == "table"
+            and not kw["no_color"]
+            and not os.environ.get("NO_COLOR")
+            and kw["output"] is None
+            and sys.stdout.isatty()
+        )
+        text = get_renderer(kw["fmt"])(
+            report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
+        )
+        if kw["quiet"] and kw["fmt"] == "table":
+            text = text.rstrip("\n").splitlines()[-1] + "\n"
+        if kw["write_baseline"]:
+            write_atomic(kw["write_baseline"], baseline_text(report.results))
+        if kw["output"]:
+            write_atomic(kw["output"], text)
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
+    except MtlsAuditError as e:
+        _fail(e)
+    sys.exit(1 if report.gate_fails() else 0)
+
+
+@cli.group()
+def rules() -> None:
+    """List and explain the rule catalog."""
+
+
+@rules.command("list")
+@click.option("--rules", "rules_dirs", multiple=True, metavar="DIR", help="Extra rule definitions.")
+def rules_list(rules_dirs: tuple[str, ...]) -> None:
+    """One line per rule: id, severity, kind, title."""
+    from tabulate import tabulate
+
+    from .engine import load_catalog
+
+    try:
+        cat = load_catalog(rules_dirs)
+    except MtlsAuditError as e:
+        _fail(e)
+    rows = [(r.id, r.severity.value, r.kind, r.title) for r in cat.rules]
+    click.echo(tabulate(rows, headers=["id", "severity", "kind", "title"], tablefmt="simple"))
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@click.option("--rules", "rules_dirs", multiple=True, metavar="DIR", help="Extra rule definitions.")
+def rules_show(rule_id: str, rules_dirs: tuple[str, ...]) -> None:
+    """The full text of one rule, for people."""
+    from .engine import load_catalog
+
+    try:
+        cat = load_catalog(rules_dirs)
+    except MtlsAuditError as e:
+        _fail(e)
+    rule = cat.get(rule_id.upper())
+    if rule is None:
+        click.echo(f"mtls-audit: error: no rule {rule_id!r} (see `mtls-audit rules list`)", err=True)
+        sys.exit(2)
+    lines = [
+        f"{rule.id}  {rule.title}",
+        f"severity: {rule.severity.value}   kind: {rule.kind}"
+        + (f"   cwe: {', '.join(f'CWE-{c}' for c in rule.cwe)}" if rule.cwe else ""),
+        "",
+        rule.description,
+        "",
+        "Remediation:",
+        rule.remediation,
+    ]
+    if rule.references:
+        lines += ["", "References:"] + [f"  {r}" for r in rule.references]
+    if rule.compliance:
+        lines += ["", "Compliance:"] + [f"  {k}: {', '.join(v)}" for k, v in rule.compliance.items()]
+    click.echo("\n".join(lines))
+
+
+def _add_optional_commands() -> None:
+    try:
+        from .cli_certs import certs_command
+    except ImportError:
+        return
+    cli.add_command(certs_command)
+
+
+_add_optional_commands()
+
+
+def main() -> None:
+    cli(prog_name="mtls-audit")
+
+
+if __name__ == "__main__":
+    main()

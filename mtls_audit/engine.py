@@ -1,0 +1,269 @@
+"""Rule catalog loading and rule execution.
+
+Each rule is a YAML file (its documentation) paired by ID with a Python check (its logic).
+The pairing is explicit (each check family exports a `CHECKS` table) and strict: a YAML with no
+check, a check with no YAML, a duplicate ID, an unknown key or a bad severity stops the run with
+exit 2, because a catalog that silently drops a rule is a gate that silently passes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .context import CheckContext, CheckFn
+from .errors import RuleFileError
+from .model import Finding, Result, RuleMeta, Severity, Status, Suppression, fingerprint
+
+RULE_KEYS = {
+    "id": str,
+    "title": str,
+    "severity": str,
+    "kind": str,
+    "description": str,
+    "remediation": str,
+    "references": list,
+    "compliance": dict,
+    "cwe": list,
+    "tags": list,
+    "params": dict,
+}
+REQUIRED_KEYS = ("id", "title", "severity", "kind", "description", "remediation")
+RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]{2,15}[0-9]{3}$")
+RULE_KINDS = ("config", "live", "drift")
+CHECK_MODULES = (
+    "mtls_audit.checks.client_verify",
+    "mtls_audit.checks.trust",
+    "mtls_audit.checks.upstream",
+    "mtls_audit.checks.protocols",
+    "mtls_audit.checks.live",
+)
+
+
+def builtin_rules_dir() -> Path:
+    """`rules/` ships inside the wheel as package data; in a checkout it is the top-level folder."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "rules", here.parent / "rules"):
+        if cand.is_dir():
+            return cand
+    raise RuleFileError(f"built-in rules folder not found next to {here}")
+
+
+def parse_rule(path: Path) -> RuleMeta:
+    """Read one rule YAML strictly: unknown keys and wrong types are errors, not warnings."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise RuleFileError(f"{path}: cannot read rule file: {e}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise RuleFileError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    if not isinstance(data, dict):
+        raise RuleFileError(f"{path}: a rule file must be a mapping of keys")
+    unknown = sorted(set(data) - set(RULE_KEYS))
+    if unknown:
+        raise RuleFileError(f"{path}: unknown key(s): {', '.join(map(str, unknown))}")
+    for key in REQUIRED_KEYS:
+        if key not in data:
+            raise RuleFileError(f"{path}: missing required key '{key}'")
+    for key, typ in RULE_KEYS.items():
+        if key in data and not isinstance(data[key], typ):
+            raise RuleFileError(f"{path}: '{key}' must be a {typ.__name__}")
+    rid = data["id"]
+    if not RULE_ID_RE.match(rid):
+        raise RuleFileError(f"{path}: bad rule id {rid!r}")
+    if path.stem != rid:
+        raise RuleFileError(f"{path}: file name must be {rid}.yaml")
+    try:
+        sev = Severity(data["severity"])
+    except ValueError:
+        raise RuleFileError(
+            f"{path}: bad severity {data['severity']!r} (one of {', '.join(s.value for s in Severity)})"
+        ) from None
+    if data["kind"] not in RULE_KINDS:
+        raise RuleFileError(f"{path}: bad kind {data['kind']!r} (one of {', '.join(RULE_KINDS)})")
+    compliance = {}
+    for fw, ids in (data.get("compliance") or {}).items():
+        if not isinstance(ids, list):
+            raise RuleFileError(f"{path}: compliance.{fw} must be a list")
+        compliance[str(fw)] = tuple(str(i) for i in ids)
+    try:
+        cwe = tuple(int(c) for c in data.get("cwe") or ())
+    except (TypeError, ValueError):
+        raise RuleFileError(f"{path}: 'cwe' must be a list of integers") from None
+    return RuleMeta(
+        id=rid,
+        title=data["title"].strip(),
+        severity=sev,
+        kind=data["kind"],
+        description=data["description"].strip(),
+        remediation=data["remediation"].strip(),
+        references=tuple(str(r) for r in data.get("references") or ()),
+        compliance=compliance,
+        params=dict(data.get("params") or {}),
+        tags=tuple(str(t) for t in data.get("tags") or ()),
+        cwe=cwe,
+        source=str(path),
+    )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The rules of one run, each with its check."""
+
+    rules: tuple[RuleMeta, ...]
+    checks: Mapping[str, CheckFn]
+
+    def get(self, rule_id: str) -> RuleMeta | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def builtin_checks() -> dict[str, CheckFn]:
+    checks: dict[str, CheckFn] = {}
+    for mod_name in CHECK_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as e:
+            if e.name == mod_name:
+                continue  # a family not built yet has no rules either
+            raise
+        _add_checks(checks, getattr(mod, "CHECKS", {}), mod_name)
+    return checks
+
+
+def _add_checks(into: dict[str, CheckFn], table: Mapping[str, CheckFn], origin: str) -> None:
+    for rid, fn in table.items():
+        if rid in into:
+            raise RuleFileError(f"{origin}: check {rid} is registered twice")
+        into[rid] = fn
+
+
+def _user_checks(folder: Path) -> dict[str, CheckFn]:
+    """`--rules DIR` may hold Python files exporting `CHECKS` for the YAMLs beside them."""
+    checks: dict[str, CheckFn] = {}
+    for py in sorted(folder.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"mtls_audit_user_rules.{py.stem}", py)
+        if spec is None or spec.loader is None:
+            raise RuleFileError(f"{py}: cannot load")
+        mod = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(mod)
+        except Exception as e:
+            raise RuleFileError(f"{py}: failed to import: {type(e).__name__}: {e}") from e
+        table = getattr(mod, "CHECKS", None)
+        if not isinstance(table, dict):
+            raise RuleFileError(f"{py}: must define a CHECKS dict of rule id -> check function")
+        _add_checks(checks, table, str(py))
+    return checks
+
+
+def load_catalog(extra_dirs: Sequence[str] = ()) -> Catalog:
+    """Built-in rules plus `--rules` folders, strictly paired with their checks."""
+    dirs = [builtin_rules_dir()]
+    checks = builtin_checks()
+    for extra in extra_dirs:
+        p = Path(extra)
+        if not p.is_dir():
+            raise RuleFileError(f"{extra}: --rules must be a folder of rule YAML files")
+        dirs.append(p)
+        for rid, fn in _user_checks(p).items():
+            if rid in checks:
+                raise RuleFileError(f"{p}: check {rid} duplicates a built-in check")
+            checks[rid] = fn
+    rules: dict[str, RuleMeta] = {}
+    for folder in dirs:
+        for path in sorted(folder.glob("*.y*ml")):
+            meta = parse_rule(path)
+            if meta.id in rules:
+                raise RuleFileError(
+                    f"{path}: duplicate rule id {meta.id} (also in {rules[meta.id].source})"
+                )
+            rules[meta.id] = meta
+    missing_check = sorted(set(rules) - set(checks))
+    if missing_check:
+        rid = missing_check[0]
+        raise RuleFileError(f"{rules[rid].source}: rule {rid} has no registered check")
+    missing_yaml = sorted(set(checks) - set(rules))
+    if missing_yaml:
+        raise RuleFileError(f"check {missing_yaml[0]} has no rule file {missing_yaml[0]}.yaml")
+    ordered = tuple(sorted(rules.values(), key=lambda r: r.id))
+    return Catalog(ordered, {r.id: checks[r.id] for r in ordered})
+
+
+def run_checks(
+    catalog: Catalog,
+    ctx: CheckContext,
+    kinds: Iterable[str] = RULE_KINDS,
+    baseline: Mapping[str, str] | None = None,
+) -> list[Result]:
+    """Run every rule of the given kinds; a crashing check becomes an `error` result."""
+    wanted = set(kinds)
+    results: list[Result] = []
+    for rule in catalog.rules:
+        if rule.kind not in wanted:
+            continue
+        fn = catalog.checks[rule.id]
+        try:
+            findings = list(fn(ctx, rule))
+        except Exception as e:  # a bug in one check must not hide the others, nor pass
+            tb = traceback.extract_tb(sys.exc_info()[2])
+            where = f"{os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else "?"
+            findings = [
+                Finding(
+                    rule_id=rule.id,
+                    status=Status.ERROR,
+                    message=f"check crashed: {type(e).__name__}: {e} ({where})",
+                    subject="check",
+                )
+            ]
+        for f in findings:
+            results.append(to_result(rule, f, ctx, baseline))
+    return results
+
+
+def to_result(
+    rule: RuleMeta,
+    f: Finding,
+    ctx: CheckContext,
+    baseline: Mapping[str, str] | None = None,
+) -> Result:
+    """Attach the rule's metadata, the fingerprint and any suppression to a finding."""
+    fp = fingerprint(rule.id, f.subject)
+    suppressed: Suppression | None = None
+    if f.status is Status.FAIL:
+        if f.location is not None and ctx.config is not None:
+            s = ctx.config.loaded.suppression_for(rule.id, f.location.file, f.location.line)
+            if s is not None:
+                suppressed = Suppression("inline", s.reason or "suppressed inline")
+        if suppressed is None and baseline and fp in baseline:
+            suppressed = Suppression("baseline", baseline[fp] or "in baseline")
+    from .model import jsonable
+
+    evidence: Any = jsonable(dict(f.evidence))
+    return Result(
+        rule_id=rule.id,
+        title=rule.title,
+        severity=f.severity or rule.severity,
+        status=f.status,
+        message=f.message,
+        remediation=rule.remediation,
+        location=f.location,
+        target=f.target,
+        evidence=evidence,
+        references=rule.references,
+        compliance=rule.compliance,
+        fingerprint=fp,
+        subject=f.subject,
+        suppressed=suppressed,
+    )
