@@ -374,7 +374,7 @@ def check_107(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
 def _error_pages(srv: Server) -> list[Directive]:
     """Server-level error_page, else http-level (an array: a level with any inherits none)."""
     own = srv.directive.find("error_page")
-    return own if own else srv.context.find("error_page")
+    return own if own else srv.context_directives("error_page")
 
 
 def match_location(srv: Server, uri: str) -> Location | None:
@@ -455,7 +455,7 @@ def _redirects_plain(srv: Server) -> bool:
 
 
 def _maps_of(srv: Server) -> list[Directive]:
-    return srv.context.find("map")
+    return srv.context_directives("map")
 
 
 def check_109(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
