@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import SourceLocation
 from .load import Directive, LoadedConfig
@@ -274,6 +275,8 @@ class EffectiveConfig:
     maps: list[Directive]
     sockets: dict[tuple[str, str], list[tuple[Server, Listen]]]
     """(kind, address:port) -> the servers listening there, in configuration order."""
+    cache: dict[str, Any] = field(default_factory=dict)
+    """Derived indexes that several checks share (computed once per run, on first use)."""
 
     def default_server(self, kind: str, socket: str) -> Server | None:
         """The `default_server` on a socket, or the first server listed there (Nginx's rule)."""
