@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,9 +237,33 @@ def sorted_results(results: Sequence[Result]) -> list[Result]:
     return sorted(results, key=key)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
-    """Evidence is free-form; make sure it can be written as JSON (tuples, enums, sets)."""
-    return json.loads(json.dumps(value, default=_default))
+    """Evidence is free-form; make sure it can be written as JSON (tuples, enums, sets).
+
+    A direct walk rather than a dumps/loads round trip: it runs once per result, and a large
+    scan has tens of thousands of results.
+    """
+    if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k.value if isinstance(k, enum.Enum) else k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [jsonable(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=str)
+    return _default(value)
+
+
+def json_default(o: Any) -> Any:
+    """`default=` hook for json.dumps: enums by value, sets sorted, anything else as text."""
+    return _default(o)
 
 
 def _default(o: Any) -> Any:

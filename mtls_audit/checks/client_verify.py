@@ -8,7 +8,7 @@ points at the directive that decides the outcome. The Nginx behaviour behind eac
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from ..context import CheckContext, CheckFn
 from ..model import Finding, RuleMeta, Severity, Status
@@ -46,14 +46,15 @@ def _is_mtls(ctx: CheckContext, srv: Server) -> bool:
 
 
 def _finding(rule: RuleMeta, srv: Server, status: Status, msg: str, at: Directive | None = None,
-             subject_extra: str = "", **evidence: object) -> Finding:
+             *, subject_extra: str = "", evidence: Mapping[str, object] | None = None,
+             **more: object) -> Finding:
     return Finding(
         rule_id=rule.id,
         status=status,
         message=msg,
         subject=srv.subject + (f" {subject_extra}" if subject_extra else ""),
         location=srv.loc(at),
-        evidence=evidence,
+        evidence={**(evidence or {}), **more},
     )
 
 
@@ -135,7 +136,7 @@ def check_101(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
                 rule, srv, Status.FAIL,
                 f"ssl_verify_client {mode} and {where} checks $ssl_client_verify: requests without "
                 f"a valid client certificate are served{hint}",
-                vline, **ev,
+                vline, evidence=ev,
             )
             continue
         for loc in unguarded:
@@ -145,14 +146,14 @@ def check_101(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
                 rule, srv, Status.FAIL,
                 f"location {loc.name} does not check $ssl_client_verify under ssl_verify_client "
                 f"{mode}: requests without a valid client certificate are served there{lhint}",
-                loc.directive, subject_extra=f"location {loc.name}", **ev,
+                loc.directive, subject_extra=f"location {loc.name}", evidence=ev,
             )
         if no_match_path:
             yield _finding(
                 rule, srv, Status.FAIL,
                 f"ssl_verify_client {mode}: requests matching no location are served by the "
                 "server itself, which does not check $ssl_client_verify",
-                vline, subject_extra="unmatched requests", **ev,
+                vline, subject_extra="unmatched requests", evidence=ev,
             )
 
 
@@ -362,10 +363,10 @@ def check_107(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
                 f"Nginx {'.'.join(map(str, v))} with TLS 1.3 and session resumption on a shared "
                 "socket: a session from another server can be resumed here without a client "
                 "certificate (CVE-2025-23419)",
-                at, **ev,
+                at, evidence=ev,
             )
         else:
-            yield _finding(rule, srv, Status.PASS, "not exposed to CVE-2025-23419 under the given version and settings", at, **ev)
+            yield _finding(rule, srv, Status.PASS, "not exposed to CVE-2025-23419 under the given version and settings", at, evidence=ev)
 
 
 # ---------------------------------------------------------------- MTLS108

@@ -240,21 +240,23 @@ def check_305(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
         if p.tls:
             groups.setdefault(p.backend, []).append(p)
     for backend, paths in groups.items():
-        identities = {_tls_identity(p) for p in paths}
-        for p in paths:
+        ids = [_tls_identity(p) for p in paths]
+        first: dict[tuple[tuple[str, ...], ...], Path] = {}
+        for ident, p in zip(ids, paths, strict=True):
+            first.setdefault(ident, p)
+        for ident, p in zip(ids, paths, strict=True):
             reuse = p.setting(f"{p.module}_ssl_session_reuse")
-            if len(identities) < 2 or reuse.value == "off":
+            if len(first) < 2 or reuse.value == "off":
                 yield p.finding(rule, Status.PASS, "no other TLS identity shares this upstream's sessions", reuse.directive)
                 continue
-            others = [o for o in paths if _tls_identity(o) != _tls_identity(p)]
-            o = others[0]
+            o = next(q for k, q in first.items() if k != ident)
             yield p.finding(
                 rule, Status.FAIL,
                 f"{backend.split(':', 1)[1]} is also reached from {o.name.split(' in ', 1)[-1]} "
                 f"({o.directive.file}:{o.directive.line}) with different TLS client settings while "
                 f"{p.module}_ssl_session_reuse is on: a session (and its client certificate or "
                 "verify result) opened by one location is reused by the other",
-                identities=len(identities),
+                identities=len(first),
             )
 
 
