@@ -28,7 +28,7 @@ class Options:
     require_upstream_mtls: tuple[str, ...] = ()
     nginx_version: tuple[int, int, int] | None = None
     warn_days: int = 30
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixture_support import FIXTURES, expected_marks, failing, scan_json
 
 from mtls_audit.engine import load_catalog
-
-from fixture_support import FIXTURES, expected_marks, failing, scan_json
 
 
 def _cases(prefix: str) -> list[tuple[str, Path]]:
