@@ -144,3 +144,18 @@ def test_hint_of_a_snippet_only_remediation_is_its_first_directive() -> None:
     text = "```nginx\nssl_verify_client on;\nssl_client_certificate /etc/nginx/ca.pem;\n```\n"
     assert remediation_hint(text) == "ssl_verify_client on;"
     assert remediation_hint("") == ""
+
+
+def test_skipped_rows_are_listed_only_on_request() -> None:
+    report = sample_report()
+    assert any(r.status is Status.SKIPPED for r in report.results)
+    skipped_ids = {r.rule_id for r in report.results if r.status is Status.SKIPPED}
+    failing_ids = {r.rule_id for r in report.results if r.status in (Status.FAIL, Status.ERROR)}
+    only_skipped = skipped_ids - failing_ids
+    assert only_skipped
+    default = render(report)
+    assert "skipped" in default.splitlines()[-1]  # still counted in the summary
+    for rid in only_skipped:
+        assert rid not in "\n".join(default.splitlines()[:-1])
+        assert rid in render(report, show_passed=True)
+        assert rid in render(report, verbose=True)

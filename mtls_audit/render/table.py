@@ -50,7 +50,11 @@ def render(
     verbose: bool = False,
 ) -> str:
     """Rows worst first, then the one-line summary; `color=False` emits no escape codes at all."""
-    shown = [r for r in sorted_results(report.results) if show_passed or r.status is not Status.PASS]
+    # Skipped results ("not judged: endpoint unreachable", "give --nginx-version") are counted in
+    # the summary line but listed only on request, like passes: a refused port otherwise buries
+    # its one error under a skipped row per rule.
+    quiet = (Status.PASS,) if verbose else (Status.PASS, Status.SKIPPED)
+    shown = [r for r in sorted_results(report.results) if show_passed or r.status not in quiet]
     if shown:
         rows = [_row(r, color=color, verbose=verbose) for r in shown]
         body = tabulate(
