@@ -16,8 +16,7 @@ import click
 from . import __version__
 from .errors import MtlsAuditError
 from .model import FAIL_ON_CHOICES
-
-FORMATS = ("table", "json", "sarif", "junit")
+from .render import FORMATS
 
 
 def _fail(e: MtlsAuditError) -> None:

@@ -65,6 +65,9 @@ class SourceLocation:
     """`server_name` values of the enclosing server, for people reading the report."""
     listen: tuple[str, ...] = ()
     """`listen` arguments of the enclosing server, each joined with spaces."""
+    root: str = field(default="", compare=False)
+    """Absolute folder `file` is relative to (the main config's). Not in JSON; lets SARIF and
+    GitLab, which want repository paths, point at the file from the scan's working directory."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,8 @@ class Report:
     """Metadata of every rule that was evaluated, for SARIF's rule table."""
     fail_on: str = "high"
     schema_version: str = SCHEMA_VERSION
+    source_root: str = ""
+    """Absolute working directory of the scan: SARIF and GitLab paths are made relative to it."""
 
     def summary(self) -> dict[str, Any]:
         """Counts and the gate verdict, shared by every renderer and the exit code."""

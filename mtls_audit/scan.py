@@ -161,6 +161,7 @@ def run_scan(req: ScanRequest, catalog: Catalog | None = None) -> Report:
         results=tuple(results),
         rules=tuple(r for r in catalog.rules if r.kind in ran_kinds),
         fail_on=req.fail_on,
+        source_root=os.getcwd(),
     )
 
 

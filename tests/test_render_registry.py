@@ -34,11 +34,21 @@ def _check_junit(text: str) -> None:
     assert ET.fromstring(text.encode()).tag == "testsuites"
 
 
+def _check_gitlab(text: str) -> None:
+    assert isinstance(json.loads(text), list)
+
+
+def _check_markdown(text: str) -> None:
+    assert text.startswith("## mtls-audit\n")
+
+
 FORMAT_CHECKS: dict[str, Callable[[str], None]] = {
     "table": _check_table,
     "json": _check_json,
     "sarif": _check_sarif,
     "junit": _check_junit,
+    "gitlab": _check_gitlab,
+    "markdown": _check_markdown,
 }
 """One well-formedness check per format; the test files test_render_<format>.py go further."""
 
@@ -56,8 +66,8 @@ def test_every_registered_format_has_a_check_and_a_test_file() -> None:
         assert (here / f"test_render_{name}.py").is_file(), f"no tests for format {name!r}"
 
 
-def test_formats_are_the_contracts_four_with_table_first() -> None:
-    assert FORMATS == ("table", "json", "sarif", "junit")
+def test_formats_are_the_contracts_four_then_ci_formats_with_table_first() -> None:
+    assert FORMATS == ("table", "json", "sarif", "junit", "gitlab", "markdown")
     assert list(RENDERERS) == list(FORMATS)
 
 

@@ -13,13 +13,14 @@ rule metadata describes it), kept here so the table, SARIF and JUnit cannot drif
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from ..model import Report, Result, RuleMeta
+from ..model import Report, Result, RuleMeta, SourceLocation
 
-FORMATS: tuple[str, ...] = ("table", "json", "sarif", "junit")
+FORMATS: tuple[str, ...] = ("table", "json", "sarif", "junit", "gitlab", "markdown")
 """Format names as `--format` accepts them; the first is the default."""
 
 _MODULES: Mapping[str, str] = {
@@ -27,6 +28,8 @@ _MODULES: Mapping[str, str] = {
     "json": "json_",  # not `json`: a submodule named like the stdlib module only confuses readers
     "sarif": "sarif",
     "junit": "junit",
+    "gitlab": "gitlab",
+    "markdown": "markdown",
 }
 
 
@@ -84,6 +87,20 @@ def where(result: Result) -> str:
     if len(parts) == 2:
         return f"{parts[0]} ({parts[1]})"
     return parts[0] if parts else "-"
+
+
+def repo_path(report: Report, location: SourceLocation) -> str:
+    """The location's file relative to the scan's working directory, for SARIF and GitLab.
+
+    Code scanning and merge-request widgets resolve paths against the repository checkout, where
+    the scan runs; `location.file` is relative to the main config's folder instead. Files outside
+    the working directory (an `nginx -T` dump's /etc paths) keep the path Nginx gave them.
+    """
+    if not location.root or not report.source_root or os.path.isabs(location.file):
+        return location.file
+    full = os.path.normpath(os.path.join(location.root, location.file))
+    rel = os.path.relpath(full, report.source_root)
+    return location.file if rel.startswith("..") else rel
 
 
 def rule_catalog(report: Report) -> dict[str, RuleMeta]:

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..model import Report, Result, RuleMeta, Severity, Status, jsonable, sorted_results
-from . import is_nginx_line, rule_catalog
+from . import is_nginx_line, repo_path, rule_catalog
 from .json_ import target_dict
 
 SARIF_VERSION = "2.1.0"
@@ -81,7 +81,7 @@ def sarif_log(report: Report) -> dict[str, Any]:
                 "tool": {"driver": driver},
                 "invocations": [invocation],
                 "results": [
-                    sarif_result(r, index[r.rule_id])
+                    sarif_result(r, index[r.rule_id], report)
                     for r in sorted_results(report.results)
                     if r.status in (Status.FAIL, Status.ERROR)
                 ],
@@ -114,7 +114,7 @@ def rule_descriptor(rule: RuleMeta) -> dict[str, Any]:
     return descriptor
 
 
-def sarif_result(result: Result, rule_index: int) -> dict[str, Any]:
+def sarif_result(result: Result, rule_index: int, report: Report | None = None) -> dict[str, Any]:
     """One alert. A status `error` is always level `error`: the control could not be checked."""
     level = "error" if result.status is Status.ERROR else LEVELS[result.severity]
     out: dict[str, Any] = {
@@ -123,7 +123,7 @@ def sarif_result(result: Result, rule_index: int) -> dict[str, Any]:
         "level": level,
         "message": {"text": result.message},
     }
-    location = _location(result)
+    location = _location(result, report)
     if location:
         out["locations"] = [location]
     out["partialFingerprints"] = {FINGERPRINT_KEY: result.fingerprint}
@@ -141,7 +141,7 @@ def sarif_result(result: Result, rule_index: int) -> dict[str, Any]:
     return out
 
 
-def _location(result: Result) -> dict[str, Any]:
+def _location(result: Result, report: Report | None = None) -> dict[str, Any]:
     """Physical when the config names a line; logical (the endpoint) when something was probed.
 
     A live-only result has no file to point at, so the endpoint is its only location.
@@ -149,7 +149,9 @@ def _location(result: Result) -> dict[str, Any]:
     location: dict[str, Any] = {}
     if result.location is not None:
         location["physicalLocation"] = {
-            "artifactLocation": artifact_location(result.location.file),
+            "artifactLocation": artifact_location(
+                repo_path(report, result.location) if report is not None else result.location.file
+            ),
             "region": {"startLine": result.location.line},
         }
     if result.target is not None:
