@@ -34,8 +34,27 @@ Examples:
   mtls-audit rules list""",
 )
 @click.version_option(__version__, prog_name="mtls-audit")
-def cli() -> None:
-    """Audit mutual-TLS (client certificate) setups on Nginx, statically and live."""
+@click.option("--settings", "settings_file", metavar="FILE",
+              help="Settings file (default: ./.mtls-audit.toml, or [tool.mtls-audit] in ./pyproject.toml).")
+@click.option("--no-settings", is_flag=True, help="Ignore settings files.")
+@click.pass_context
+def cli(ctx: click.Context, settings_file: str | None, no_settings: bool) -> None:
+    """Audit mutual-TLS (client certificate) setups on Nginx, statically and live.
+
+    Settings in .mtls-audit.toml (or [tool.mtls-audit] in pyproject.toml) become the defaults of
+    `scan`: require-mtls, fail-on, warn-days, baseline, nginx-version, rules, ... Flags win.
+    """
+    if no_settings:
+        return
+    from .settings import find_settings, load_settings
+
+    path = settings_file or find_settings()
+    if path is None:
+        return
+    try:
+        ctx.default_map = {"scan": load_settings(path)}
+    except MtlsAuditError as e:
+        _fail(e)
 
 
 @cli.command(
@@ -202,6 +221,20 @@ def rules_show(rule_id: str, rules_dirs: tuple[str, ...]) -> None:
     if rule.compliance:
         lines += ["", "Compliance:"] + [f"  {k}: {', '.join(v)}" for k, v in rule.compliance.items()]
     click.echo("\n".join(lines))
+
+
+@rules.command("docs")
+@click.option("--rules", "rules_dirs", multiple=True, metavar="DIR", help="Extra rule definitions.")
+def rules_docs(rules_dirs: tuple[str, ...]) -> None:
+    """Markdown reference of every rule (what docs/rules.md holds)."""
+    from .docs import rules_markdown
+    from .engine import load_catalog
+
+    try:
+        cat = load_catalog(rules_dirs)
+    except MtlsAuditError as e:
+        _fail(e)
+    click.echo(rules_markdown(cat.rules), nl=False)
 
 
 def _add_optional_commands() -> None:
