@@ -75,7 +75,7 @@ Exit codes: 0 no failing result at or above --fail-on; 1 failures or probe error
 @click.option("--prefix", metavar="DIR", help="Resolve relative paths as Nginx -p would (default: the main config's folder).")
 @click.option("--target", "targets", multiple=True, metavar="HOST:PORT[/SNI]", help="Probe this endpoint (repeatable).")
 @click.option("--targets-file", metavar="FILE", help="One target a line (# comments allowed).")
-@click.option("--probe/--no-probe", default=None, help="With a config: also probe the servers' listen addresses.")
+@click.option("--probe/--no-probe", default=None, help="--probe: also probe the configs' listen addresses; --no-probe: open no connection at all.")
 @click.option("--probe-host", metavar="HOST", help="Host to probe for wildcard listens (e.g. 127.0.0.1).")
 @click.option("--protocol", type=click.Choice(["auto", "http", "tcp"]), default="auto", show_default=True, help="What to speak after the handshake.")
 @click.option("--client-cert", metavar="FILE", help="A client certificate the endpoint must accept (PEM).")

@@ -170,7 +170,13 @@ def _config_name(c: str) -> str:
 
 
 def build_specs(req: ScanRequest, configs: Sequence[EffectiveConfig]) -> list[ProbeSpec]:
-    """Targets from --target, --targets-file and (with --probe) the configs' listen lines."""
+    """Targets from --target, --targets-file and (with --probe) the configs' listen lines.
+
+    `--no-probe` means no connection at all, targets included: pre-commit hooks and offline CI
+    jobs rely on it whatever a settings file or a wrapper script adds.
+    """
+    if req.probe is False:
+        return []
     if not req.targets and not req.targets_file and not (req.probe and configs):
         return []
     from .probe.specs import specs_from_config, specs_from_targets
