@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .errors import MtlsAuditError
+from .errors import MtlsAuditError, UsageError
 from .model import FAIL_ON_CHOICES
 from .render import FORMATS
 
@@ -105,16 +105,16 @@ Exit codes: 0 no failing result at or above --fail-on; 1 failures or probe error
 def scan(configs: tuple[str, ...], **kw: Any) -> None:
     """Audit Nginx configs (files, folders, or "-" for an `nginx -T` dump) and live endpoints."""
     from .context import Options
-    from .scan import ScanRequest, baseline_text, parse_version, run_scan, write_atomic
+    from .scan import ScanRequest, baseline_text, parse_version, run_scan, write_all_atomic
 
     try:
         if not configs and not kw["targets"] and not kw["targets_file"]:
-            raise click.UsageError("give a CONFIG, --target or --targets-file")
+            raise UsageError("give a CONFIG, --target or --targets-file (see mtls-audit scan --help)")
         if configs.count("-") > 1:
-            raise click.UsageError('"-" (stdin) can be given once')
+            raise UsageError('"-" (stdin) can be given once')
         for flag in ("client", "ca", "revoked"):
             if bool(kw[f"{flag}_cert"]) != bool(kw[f"{flag}_key"]):
-                raise click.UsageError(f"--{flag}-cert and --{flag}-key go together")
+                raise UsageError(f"--{flag}-cert and --{flag}-key go together")
         version = parse_version(kw["nginx_version"]) if kw["nginx_version"] else None
         req = ScanRequest(
             configs=configs,
@@ -159,11 +159,13 @@ def scan(configs: tuple[str, ...], **kw: Any) -> None:
         )
         if kw["quiet"] and kw["fmt"] == "table":
             text = text.rstrip("\n").splitlines()[-1] + "\n"
+        files = []
         if kw["write_baseline"]:
-            write_atomic(kw["write_baseline"], baseline_text(report.results))
+            files.append((kw["write_baseline"], baseline_text(report.results)))
         if kw["output"]:
-            write_atomic(kw["output"], text)
-        else:
+            files.append((kw["output"], text))
+        write_all_atomic(files)
+        if not kw["output"]:
             click.echo(text, nl=not text.endswith("\n"))
     except MtlsAuditError as e:
         _fail(e)
@@ -249,7 +251,19 @@ _add_optional_commands()
 
 
 def main() -> None:
-    cli(prog_name="mtls-audit")
+    """Console entry: click's own usage errors become one line too, with exit code 2."""
+    try:
+        cli.main(prog_name="mtls-audit", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"mtls-audit: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("mtls-audit: aborted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ exit 2, because a catalog that silently drops a rule is a gate that silently pas
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import os
@@ -153,13 +155,19 @@ def _user_checks(folder: Path) -> dict[str, CheckFn]:
     """`--rules DIR` may hold Python files exporting `CHECKS` for the YAMLs beside them."""
     checks: dict[str, CheckFn] = {}
     for py in sorted(folder.glob("*.py")):
-        spec = importlib.util.spec_from_file_location(f"mtls_audit_user_rules.{py.stem}", py)
+        # A unique name per file, registered while it runs: @dataclass (and anything else that
+        # looks its module up in sys.modules) fails in a module that is not there.
+        tag = hashlib.sha256(str(py.resolve()).encode()).hexdigest()[:12]
+        name = f"mtls_audit_user_rules.{py.stem}_{tag}"
+        spec = importlib.util.spec_from_file_location(name, py)
         if spec is None or spec.loader is None:
             raise RuleFileError(f"{py}: cannot load")
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
         try:
             spec.loader.exec_module(mod)
         except Exception as e:
+            sys.modules.pop(name, None)
             raise RuleFileError(f"{py}: failed to import: {type(e).__name__}: {e}") from e
         table = getattr(mod, "CHECKS", None)
         if not isinstance(table, dict):
@@ -196,7 +204,10 @@ def load_catalog(extra_dirs: Sequence[str] = ()) -> Catalog:
         raise RuleFileError(f"{rules[rid].source}: rule {rid} has no registered check")
     missing_yaml = sorted(set(checks) - set(rules))
     if missing_yaml:
-        raise RuleFileError(f"check {missing_yaml[0]} has no rule file {missing_yaml[0]}.yaml")
+        rid = missing_yaml[0]
+        code = getattr(checks[rid], "__code__", None)
+        where = f"{code.co_filename}: " if code is not None else ""
+        raise RuleFileError(f"{where}check {rid} has no rule file {rid}.yaml")
     ordered = tuple(sorted(rules.values(), key=lambda r: r.id))
     return Catalog(ordered, {r.id: checks[r.id] for r in ordered})
 
@@ -216,7 +227,7 @@ def run_checks(
         fn = catalog.checks[rule.id]
         try:
             findings = list(fn(ctx, rule))
-        except Exception as e:  # a bug in one check must not hide the others, nor pass
+        except (Exception, SystemExit) as e:  # a bug in one check must not hide the others, nor pass
             tb = traceback.extract_tb(sys.exc_info()[2])
             where = f"{os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else "?"
             findings = [
@@ -251,6 +262,9 @@ def to_result(
     from .model import jsonable
 
     evidence: Any = jsonable(dict(f.evidence))
+    location = f.location
+    if location is not None and ctx.config is not None and not location.root:
+        location = dataclasses.replace(location, root=ctx.config.loaded.root_dir)
     return Result(
         rule_id=rule.id,
         title=rule.title,
@@ -258,7 +272,7 @@ def to_result(
         status=f.status,
         message=f.message,
         remediation=rule.remediation,
-        location=f.location,
+        location=location,
         target=f.target,
         evidence=evidence,
         references=rule.references,

@@ -77,8 +77,10 @@ def load_baseline(path: str) -> dict[str, str]:
             data = json.load(f)
     except OSError as e:
         raise InputFileError(f"{path}: cannot read baseline: {e.strerror or e}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputFileError(f"{path}: baseline is not valid JSON: {e}") from e
+    except json.JSONDecodeError as e:
+        raise InputFileError(f"{path}:{e.lineno}: baseline is not valid JSON: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"{path}: baseline is not UTF-8 text") from e
     fps = data.get("fingerprints") if isinstance(data, dict) else None
     if not isinstance(fps, dict):
         raise InputFileError(f"{path}: baseline must be an object with a 'fingerprints' mapping")
@@ -96,19 +98,38 @@ def baseline_text(results: Sequence[Result]) -> str:
 
 def write_atomic(path: str, text: str) -> None:
     """Write via a temp file in the same folder and rename: readers never see half a report."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
+    write_all_atomic([(path, text)])
+
+
+def write_all_atomic(outputs: Sequence[tuple[str, str]]) -> None:
+    """Write every file or none: all temp files are written first, then renamed into place.
+
+    A report and a baseline written together must not leave one behind when the other's folder
+    turns out to be unwritable.
+    """
+    temps: list[tuple[str, str]] = []
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".mtls-audit-", dir=folder)
-    except OSError as e:
-        raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
+        for path, text in outputs:
+            folder = os.path.dirname(os.path.abspath(path)) or "."
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".mtls-audit-", dir=folder)
+            except OSError as e:
+                raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
+            temps.append((tmp, path))
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
+    finally:
+        for tmp, _ in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def load_effective(source: str, prefix: str | None, stdin_text: str | None) -> EffectiveConfig:
@@ -135,20 +156,24 @@ def run_scan(req: ScanRequest, catalog: Catalog | None = None) -> Report:
     baseline = load_baseline(req.baseline) if req.baseline else None
     configs = [load_effective(c, req.prefix, req.stdin_text) for c in req.configs]
     # The directive tree lives until the end of the run: move it out of the cyclic GC's sight
-    # so that the collections triggered by building results do not rescan it (30% on 20k servers).
+    # so that the collections triggered by building results do not rescan it (30% on 20k
+    # servers). Unfrozen afterwards so a long-lived caller (tests, a service) can free it.
     gc.freeze()
-    specs = build_specs(req, configs)
-    probes: list[EndpointProbe] = []
-    if specs:
-        probes = run_probes(req, specs)
-    results: list[Result] = []
-    for cfg in configs:
-        ctx = CheckContext(config=cfg, options=req.options)
-        results.extend(run_checks(catalog, ctx, kinds=("config",), baseline=baseline))
-    if specs:
-        live_cfg = configs[0] if len(configs) == 1 else None
-        ctx = CheckContext(config=live_cfg, probes=probes, options=req.options)
-        results.extend(run_checks(catalog, ctx, kinds=("live", "drift"), baseline=baseline))
+    try:
+        specs = build_specs(req, configs)
+        probes: list[EndpointProbe] = []
+        if specs:
+            probes = run_probes(req, specs)
+        results: list[Result] = []
+        for cfg in configs:
+            ctx = CheckContext(config=cfg, options=req.options)
+            results.extend(run_checks(catalog, ctx, kinds=("config",), baseline=baseline))
+        if specs:
+            live_cfg = configs[0] if len(configs) == 1 else None
+            ctx = CheckContext(config=live_cfg, probes=probes, options=req.options)
+            results.extend(run_checks(catalog, ctx, kinds=("live", "drift"), baseline=baseline))
+    finally:
+        gc.unfreeze()
     ran_kinds = {"config"} if configs else set()
     if specs:
         ran_kinds |= {"live", "drift"}

@@ -30,7 +30,11 @@ def build_maps(maps: Sequence[Directive]) -> dict[str, tuple[str, Directive]]:
 
 
 def map_lookup(block: Directive, value: str) -> str:
-    """What `map` yields for `value`: exact match, then regexes in order, then `default`."""
+    """What `map` yields for `value`: exact match, then regexes in order, then `default`.
+
+    Exact (string) keys match ignoring case, as the map module documents and does
+    (`ngx_hash_strlow`): `success 1;` matches `SUCCESS`.
+    """
     default = ""
     regexes: list[tuple[str, str]] = []
     for e in block.block or ():
@@ -42,7 +46,7 @@ def map_lookup(block: Directive, value: str) -> str:
             default = val
         elif key.startswith("~"):
             regexes.append((key, val))
-        elif key.replace("\\", "") == value:
+        elif key.replace("\\", "").lower() == value.lower():
             return val
     for key, val in regexes:
         flags = re.IGNORECASE if key.startswith("~*") else 0

@@ -338,7 +338,7 @@ def build_effective(loaded: LoadedConfig) -> EffectiveConfig:
         kind = ctx.name
         ssl_top = _merge_level(ctx, {}, SSL_SCALARS, (), kind)
         arr_top = _merge_arrays(ctx, {}, SSL_ARRAYS)
-        up_top = _merge_level(ctx, {}, None, ("proxy_", "grpc_", "uwsgi_") if kind == "http" else ("proxy_",), kind)
+        up_top = _merge_level(ctx, {}, None, UPSTREAM_PREFIXES if kind == "http" else ("proxy_",), kind)
         hdr_top = _merge_arrays(ctx, {}, HEADER_ARRAYS)
         ctx_index: dict[str, list[Directive]] = {}
         for d in ctx.block or ():
@@ -378,7 +378,7 @@ def _build_server(
     if not listens and kind == "http":
         # A server without `listen` listens on *:80 (ngx_http_core_merge_srv_conf).
         listens.append(Listen(d, "*", 80, False, False, ()))
-    prefixes = ("proxy_", "grpc_", "uwsgi_") if kind == "http" else ("proxy_",)
+    prefixes = UPSTREAM_PREFIXES if kind == "http" else ("proxy_",)
     srv = Server(
         kind=kind,
         directive=d,

@@ -1,6 +1,6 @@
 """Load an Nginx configuration into one tree of directives that remember file and line.
 
-crossplane parses each file on its own (`single=True`); includes are resolved here, because
+crossplane's lexer and argument checks read each file on its own; includes are resolved here, because
 crossplane's own resolution cannot honour `--prefix`, cannot read an `nginx -T` dump, and
 silently ignores include cycles. Nginx resolves a relative include against its conf prefix
 (the main config's folder unless `-p`/`-c` say otherwise), expands globs sorted (glob(3)
@@ -88,6 +88,11 @@ class LoadedConfig:
     suppressions: dict[tuple[str, int], list[InlineSuppression]] = field(default_factory=dict)
     directive_count: int = 0
 
+    @property
+    def root_dir(self) -> str:
+        """The folder display paths are relative to (the main config's)."""
+        return os.path.dirname(self.main_file)
+
     def suppression_for(self, rule_id: str, file: str, line: int) -> InlineSuppression | None:
         """A suppression on the directive's line or on the line just before it."""
         for ln in (line, line - 1):
@@ -111,7 +116,7 @@ class _Source:
 
     def expand(self, pattern: str) -> list[str]:
         if self.dump is not None:
-            return sorted(p for p in self.dump if fnmatch.fnmatchcase(p, pattern))
+            return sorted(p for p in self.dump if _glob_match(p, pattern))
         return sorted(glob.glob(pattern))
 
     def check_file(self, path: str) -> str | None:
@@ -148,6 +153,20 @@ class _Source:
         return self._physical[path]
 
 
+def _glob_match(path: str, pattern: str) -> bool:
+    """glob(3) matching for dump paths: `*` stays within one path component and skips dot files.
+
+    fnmatch alone lets `conf.d/*.conf` match `conf.d/extra/x.conf`, which Nginx never includes.
+    """
+    parts, pats = path.split("/"), pattern.split("/")
+    if len(parts) != len(pats):
+        return False
+    return all(
+        fnmatch.fnmatchcase(part, pat) and (pat.startswith(".") or not part.startswith("."))
+        for part, pat in zip(parts, pats, strict=True)
+    )
+
+
 def _display(path: str, base: str) -> str:
     try:
         rel = os.path.relpath(path, base)
@@ -162,7 +181,7 @@ class _Loader:
         self.prefix = prefix
         self.base = os.path.dirname(main)
         self.source = source
-        self.parsed: dict[str, list[dict[str, Any]]] = {}
+        self.parsed: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
         self.files: list[str] = []
         self.suppressions: dict[tuple[str, int], list[InlineSuppression]] = {}
         self.count = 0
@@ -170,42 +189,38 @@ class _Loader:
     def display(self, path: str) -> str:
         return _display(path, self.base)
 
-    def parse_file(self, path: str) -> list[dict[str, Any]]:
-        """crossplane's payload for one file, parsed once however often it is included."""
-        cached = self.parsed.get(path)
+    def parse_file(self, path: str, ctx: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The statements of one file, parsed once per context however often it is included."""
+        cached = self.parsed.get((path, ctx))
         if cached is not None:
             return cached
-        import crossplane  # heavy-ish import; only scans need it
-
         disp = self.display(path)
         try:
-            payload = crossplane.parse(
-                self.source.physical(path),
-                single=True,
-                comments=True,
-                check_ctx=False,
-                check_args=True,
-                catch_errors=True,
-            )
+            parsed = _parse_file(self.source.physical(path), disp, ctx)
+        except ConfigError:
+            raise
+        except RecursionError as e:
+            raise ConfigError("configuration nested too deeply", disp) from e
         except Exception as e:  # crossplane raises plain exceptions on some broken input
             raise ConfigError(f"cannot parse: {_clean(str(e))}", disp) from e
-        if payload.get("status") != "ok":
-            err = (payload.get("errors") or [{}])[0]
-            msg = _clean(str(err.get("error", "parse failed")))
-            raise ConfigError(msg, disp, err.get("line"))
-        parsed: list[dict[str, Any]] = payload["config"][0]["parsed"]
-        self.parsed[path] = parsed
-        self.files.append(disp)
+        self.parsed[(path, ctx)] = parsed
+        if disp not in self.files:
+            self.files.append(disp)
         return parsed
 
-    def build(self, path: str, stack: tuple[str, ...], ctx: str) -> list[Directive]:
+    def build(self, path: str, stack: tuple[str, ...], ctx: tuple[str, ...]) -> list[Directive]:
         disp = self.display(path)
         out: list[Directive] = []
-        self._convert(self.parse_file(path), disp, stack + (path,), out)
+        self._convert(self.parse_file(path, ctx), disp, (*stack, path), out, ctx)
         return out
 
     def _convert(
-        self, stmts: list[dict[str, Any]], disp: str, stack: tuple[str, ...], out: list[Directive]
+        self,
+        stmts: list[dict[str, Any]],
+        disp: str,
+        stack: tuple[str, ...],
+        out: list[Directive],
+        ctx: tuple[str, ...],
     ) -> None:
         for s in stmts:
             name = s["directive"]
@@ -222,16 +237,22 @@ class _Loader:
                 raise ConfigError(f"more than {MAX_DIRECTIVES} directives; refusing", disp, line)
             args = [str(a) for a in s.get("args", ())]
             if name == "include":
-                self._include(args, disp, line, stack, out)
+                self._include(args, disp, line, stack, out, ctx)
                 continue
             d = Directive(name, args, disp, line)
             if "block" in s:
                 d.block = []
-                self._convert(s["block"], disp, stack, d.block)
+                self._convert(s["block"], disp, stack, d.block, _block_ctx(name, ctx))
             out.append(d)
 
     def _include(
-        self, args: list[str], disp: str, line: int, stack: tuple[str, ...], out: list[Directive]
+        self,
+        args: list[str],
+        disp: str,
+        line: int,
+        stack: tuple[str, ...],
+        out: list[Directive],
+        ctx: tuple[str, ...],
     ) -> None:
         if len(args) != 1:
             raise ConfigError('invalid number of arguments in "include"', disp, line)
@@ -246,15 +267,101 @@ class _Loader:
         for name in names:
             why = self.source.check_file(name)
             if why is not None:
-                if glob.has_magic(pattern) and why == "is a directory":
-                    continue  # nginx skips directories matched by a glob
-                raise ConfigError(f'include "{args[0]}": {why}', disp, line)
+                # Nginx reads every glob match, directories included: `pread() ... failed (21: Is a
+                # directory)` makes `nginx -t` fail, so a directory under `conf.d/*` is an error.
+                what = f'include "{args[0]}"' + (f" ({self.display(name)})" if name != pattern else "")
+                raise ConfigError(f"{what}: {why}", disp, line)
             if name in stack:
                 chain = " -> ".join(self.display(p) for p in stack[stack.index(name):] + (name,))
                 raise ConfigError(f"include cycle: {chain}", disp, line)
             if len(stack) >= MAX_INCLUDE_DEPTH:
                 raise ConfigError(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", disp, line)
-            out.extend(self.build(name, stack, ""))
+            out.extend(self.build(name, stack, ctx))
+
+
+def _block_ctx(name: str, ctx: tuple[str, ...]) -> tuple[str, ...]:
+    """crossplane's context naming: nested locations are all `("http", "location")`."""
+    if ctx and ctx[0] == "http" and name == "location":
+        return ("http", "location")
+    return (*ctx, name)
+
+
+def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, Any]]:
+    """crossplane's lexer and argument checks for one file, starting in context `ctx`.
+
+    `crossplane.parse(single=True)` always starts an included file at the top level, where its
+    `server { ... }` has no known context, so nothing inside it was checked: a missing `;` before
+    `}` or between two one-argument directives went through silently. Here the file starts in
+    the context of the `include` that pulled it in, as Nginx parses it, and the first error stops
+    the parse (crossplane's wording, or Nginx's where crossplane has none).
+    """
+    from crossplane.analyzer import analyze
+    from crossplane.errors import NgxParserBaseException
+    from crossplane.lexer import lex
+
+    tokens = lex(phys)
+    last = [1]
+
+    def next_token() -> tuple[str, int, bool]:
+        try:
+            tok: tuple[str, int, bool] = next(tokens)
+        except StopIteration:
+            raise ConfigError('unexpected end of file, expecting ";" or "}"', disp, last[0]) from None
+        last[0] = tok[1]
+        return tok
+
+    def block(ctx: tuple[str, ...], nested: bool) -> list[dict[str, Any]]:
+        parsed: list[dict[str, Any]] = []
+        while True:
+            try:
+                token, line, quoted = next(tokens)
+            except StopIteration:
+                if nested:  # the lexer reports unbalanced braces itself; kept as a safety net
+                    raise ConfigError('unexpected end of file, expecting "}"', disp, last[0]) from None
+                return parsed
+            last[0] = line
+            if token == "}" and not quoted:
+                return parsed
+            if token.startswith("#") and not quoted:
+                parsed.append({"directive": "#", "line": line, "args": [], "comment": token[1:]})
+                continue
+            if token in ("{", ";") and not quoted:
+                raise ConfigError(f'unexpected "{token}"', disp, line)
+            stmt: dict[str, Any] = {"directive": token, "line": line, "args": []}
+            comments: list[str] = []
+            tok, _, q = next_token()
+            while tok not in ("{", ";", "}") or q:
+                if tok.startswith("#") and not q:
+                    comments.append(tok[1:])
+                else:
+                    stmt["args"].append(tok)
+                tok, _, q = next_token()
+            if tok == "}":
+                raise ConfigError(f'directive "{token}" is not terminated by ";"', disp, line)
+            if token == "if":
+                _strip_if_parens(stmt["args"])
+            analyze(phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
+            if tok == "{":
+                stmt["block"] = block(_block_ctx(token, ctx), True)
+            parsed.append(stmt)
+            parsed.extend(
+                {"directive": "#", "line": line, "args": [], "comment": c} for c in comments
+            )
+
+    try:
+        return block(ctx, False)
+    except NgxParserBaseException as e:
+        raise ConfigError(_clean(e.strerror), disp, e.lineno) from e
+
+
+def _strip_if_parens(args: list[str]) -> None:
+    """`if ($a = b)` -> [`$a`, `=`, `b`], as crossplane's parser does."""
+    if args and args[0].startswith("(") and args[-1].endswith(")"):
+        args[0] = args[0][1:].lstrip()
+        args[-1] = args[-1][:-1].rstrip()
+        start = int(not args[0])
+        end = len(args) - int(not args[-1])
+        args[:] = args[start:end]
 
 
 def _clean(msg: str) -> str:
@@ -313,7 +420,7 @@ def _load(path: str, prefix: str | None, source: _Source) -> LoadedConfig:
     base_prefix = os.path.abspath(prefix) if prefix else os.path.dirname(path)
     loader = _Loader(path, base_prefix, source)
     try:
-        top = loader.build(path, (), "main")
+        top = loader.build(path, (), ())
     except RecursionError as e:
         raise ConfigError("configuration nested too deeply", loader.display(path)) from e
     finally:
