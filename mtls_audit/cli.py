@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -17,6 +18,11 @@ from . import __version__
 from .errors import MtlsAuditError, UsageError
 from .model import FAIL_ON_CHOICES
 from .render import FORMATS
+
+
+def use_color(fmt: str, no_color: bool, output: str | None, isatty: bool, env: Mapping[str, str]) -> bool:
+    """Colour only a table going to a terminal, unless --no-color or NO_COLOR (no-color.org)."""
+    return fmt == "table" and not no_color and not env.get("NO_COLOR") and output is None and isatty
 
 
 def _fail(e: MtlsAuditError) -> None:
@@ -147,13 +153,7 @@ def scan(configs: tuple[str, ...], **kw: Any) -> None:
         report = run_scan(req)
         from .render import get_renderer
 
-        color = (
-            kw["fmt"] == "table"
-            and not kw["no_color"]
-            and not os.environ.get("NO_COLOR")
-            and kw["output"] is None
-            and sys.stdout.isatty()
-        )
+        color = use_color(kw["fmt"], kw["no_color"], kw["output"], sys.stdout.isatty(), os.environ)
         text = get_renderer(kw["fmt"])(
             report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
         )
@@ -172,7 +172,14 @@ def scan(configs: tuple[str, ...], **kw: Any) -> None:
     sys.exit(1 if report.gate_fails() else 0)
 
 
-@cli.group()
+@cli.group(
+    epilog="""\b
+Examples:
+  mtls-audit rules list
+  mtls-audit rules show MTLS101
+  mtls-audit rules docs > docs/rules.md
+  mtls-audit rules list --rules ./my-rules     # with your own rules"""
+)
 def rules() -> None:
     """List and explain the rule catalog."""
 
