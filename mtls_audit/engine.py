@@ -64,7 +64,10 @@ def parse_rule(path: Path) -> RuleMeta:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # CSafeLoader is safe_load's C implementation (same restricted constructors), 10x faster:
+        # the catalog is read on every run, and `rules list` must start in well under 0.3 s.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except (OSError, UnicodeDecodeError) as e:
         raise RuleFileError(f"{path}: cannot read rule file: {e}") from e
     except yaml.YAMLError as e:
@@ -226,20 +229,22 @@ def run_checks(
             continue
         fn = catalog.checks[rule.id]
         try:
-            findings = list(fn(ctx, rule))
+            converted = []
+            for f in fn(ctx, rule):
+                if not isinstance(f, Finding) or not isinstance(f.status, Status):
+                    raise TypeError(f"check returned {type(f).__name__}, not a Finding with a Status")
+                converted.append(to_result(rule, f, ctx, baseline))
+            results.extend(converted)
         except (Exception, SystemExit) as e:  # a bug in one check must not hide the others, nor pass
             tb = traceback.extract_tb(sys.exc_info()[2])
             where = f"{os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else "?"
-            findings = [
-                Finding(
-                    rule_id=rule.id,
-                    status=Status.ERROR,
-                    message=f"check crashed: {type(e).__name__}: {e} ({where})",
-                    subject="check",
-                )
-            ]
-        for f in findings:
-            results.append(to_result(rule, f, ctx, baseline))
+            crash = Finding(
+                rule_id=rule.id,
+                status=Status.ERROR,
+                message=f"check crashed: {type(e).__name__}: {str(e)[:300]} ({where})",
+                subject="check",
+            )
+            results.append(to_result(rule, crash, ctx, baseline))
     return results
 
 

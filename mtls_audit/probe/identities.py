@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -255,9 +256,17 @@ def load_certificates(path: str | os.PathLike[str], what: str = "certificate") -
     return certs
 
 
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _passphrase(pass_env: str | None, path: str | os.PathLike[str]) -> bytes | None:
     if not pass_env:
         return None
+    if not _ENV_NAME_RE.match(pass_env):  # most likely the passphrase itself: never echo it
+        raise InputFileError(
+            f"{os.fspath(path)}: --client-key-pass-env takes the NAME of an environment variable "
+            "holding the passphrase (letters, digits, _), not the passphrase"
+        )
     value = os.environ.get(pass_env)
     if value is None:
         raise InputFileError(f"{os.fspath(path)}: environment variable {pass_env} (the key passphrase) is not set")

@@ -191,6 +191,19 @@ def probe_endpoint(spec: ProbeSpec, config: ProbeConfig, hard_deadline: float | 
     )
 
 
+def _probe_guarded(spec: ProbeSpec, config: ProbeConfig, hard_deadline: float | None) -> EndpointProbe:
+    """``probe_endpoint``, with a bug (or a peer that trips one) as this endpoint's error.
+
+    One hostile endpoint must not cost the others their results, nor end the scan with a
+    traceback; an error fails the gate (MTLS509), so nothing passes unseen.
+    """
+    started = time.monotonic()
+    try:
+        return probe_endpoint(spec, config, hard_deadline)
+    except Exception as e:
+        return EndpointProbe(spec=spec, error=f"probe failed: {type(e).__name__}: {e}"[:300], elapsed_ms=_ms(started))
+
+
 def _past(hard_deadline: float | None) -> bool:
     return hard_deadline is not None and time.monotonic() >= hard_deadline
 
@@ -239,7 +252,7 @@ def probe_all(
     results: list[EndpointProbe | None] = [None] * len(specs)
     pool = cf.ThreadPoolExecutor(max_workers=min(config.concurrency, len(specs)), thread_name_prefix="mtls-probe")
     try:
-        futures = {pool.submit(probe_endpoint, spec, config, hard_deadline): i for i, spec in enumerate(specs)}
+        futures = {pool.submit(_probe_guarded, spec, config, hard_deadline): i for i, spec in enumerate(specs)}
         try:
             for future in cf.as_completed(futures, timeout=max(0.0, hard_deadline - time.monotonic()) + 1.0):
                 results[futures[future]] = future.result()

@@ -95,8 +95,11 @@ def parse_targets_file(path: str | os.PathLike[str]) -> list[Target]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        # Never the decoder's message: it quotes bytes of the file, which may be a DER key.
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
         raise InputFileError(f"{where}: cannot read targets file: {reason}") from None
+    if "-----BEGIN " in text:  # a certificate or key given by mistake: quoting its lines could leak a key
+        raise InputFileError(f"{where}: this is a PEM file (certificate or key), not a targets file")
     targets: list[Target] = []
     seen: set[Target] = set()
     for lineno, raw in enumerate(text.splitlines(), start=1):

@@ -235,6 +235,8 @@ def _context(
 
 def _ssl_reason(e: SSL.Error) -> str:
     """OpenSSL's reason strings from an error, e.g. ``wrong version number``."""
+    if isinstance(e, SSL.SysCallError) and len(e.args) == 2:  # (errno, name), or (-1, "Unexpected EOF")
+        return "connection reset by the server" if e.args[0] == errno.ECONNRESET else f"connection closed ({e.args[1]})"
     parts: list[str] = []
     for item in e.args[0] if e.args and isinstance(e.args[0], list) else []:
         if isinstance(item, tuple) and len(item) == 3 and item[2]:
@@ -761,12 +763,18 @@ def analyze_server_chain(
         trusted, verify_error = False, str(e)
     except (crypto.Error, OSError) as e:
         trusted, verify_error = None, f"trust store unusable: {e}"
+    matches: bool | None
+    try:
+        matches = name_matches(leaf, checked)
+    except ValueError:  # an extension a strict parser rejects (OpenSSL serves it): never a pass
+        matches, trusted = None, False
+        verify_error = "the certificate's extensions cannot be parsed"
     return ServerCert(
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),
         not_after=not_after.isoformat().replace("+00:00", "Z"),
         days_left=int((not_after - now).total_seconds() // 86400),
-        name_matches=name_matches(leaf, checked),
+        name_matches=matches,
         trusted=trusted,
         verify_error=verify_error,
         checked_name=checked,
