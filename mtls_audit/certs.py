@@ -101,6 +101,7 @@ EMPTY_FILE = "empty file"
 NOT_PEM_OR_DER = "not PEM or DER"
 NO_MATERIAL = "no certificate, CRL or private key in the file"
 OTHER_DER = "DER data is not a certificate, CRL or private key"
+NUL_IN_NAME = "file name contains a NUL byte"
 _NOTHING_PROBLEMS = frozenset({EMPTY_FILE, NOT_PEM_OR_DER, NO_MATERIAL, OTHER_DER})
 
 
@@ -941,6 +942,9 @@ def parse_file(path: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileFacts:
     `max_bytes`, before a byte is read. The file is opened non-blocking and re-checked with
     `fstat`, so a path swapped for a FIFO between the two calls cannot hang the run.
     """
+    if "\0" in path:
+        # A config can spell one (`ssl_crl "a\0b"`); every os call would raise ValueError.
+        return _failed(path, path, NUL_IN_NAME, exists=False)
     real = os.path.realpath(path)
     try:
         st = os.stat(path)
@@ -1018,7 +1022,7 @@ class CertCache:
 
     def get(self, path: str) -> FileFacts:
         """Facts for `path`, carrying `path` as the caller spelled it."""
-        key = os.path.realpath(path)
+        key = os.path.realpath(path) if "\0" not in path else path
         with self._lock:
             facts = self._facts.get(key)
             if facts is None:

@@ -111,7 +111,7 @@ Exit codes: 0 no failing result at or above --fail-on; 1 failures or probe error
 def scan(configs: tuple[str, ...], **kw: Any) -> None:
     """Audit Nginx configs (files, folders, or "-" for an `nginx -T` dump) and live endpoints."""
     from .context import Options
-    from .scan import ScanRequest, baseline_text, parse_version, run_scan, write_all_atomic
+    from .scan import ScanRequest, baseline_text, gc_paused, parse_version, run_scan, write_all_atomic
 
     try:
         if not configs and not kw["targets"] and not kw["targets_file"]:
@@ -150,13 +150,14 @@ def scan(configs: tuple[str, ...], **kw: Any) -> None:
             fail_on=kw["fail_on"],
             baseline=kw["baseline"],
         )
-        report = run_scan(req)
         from .render import get_renderer
 
         color = use_color(kw["fmt"], kw["no_color"], kw["output"], sys.stdout.isatty(), os.environ)
-        text = get_renderer(kw["fmt"])(
-            report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
-        )
+        with gc_paused():
+            report = run_scan(req)
+            text = get_renderer(kw["fmt"])(
+                report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
+            )
         if kw["quiet"] and kw["fmt"] == "table":
             text = text.rstrip("\n").splitlines()[-1] + "\n"
         files = []

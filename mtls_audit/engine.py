@@ -23,7 +23,7 @@ from typing import Any
 
 from .context import CheckContext, CheckFn
 from .errors import RuleFileError
-from .model import Finding, Result, RuleMeta, Severity, Status, Suppression, fingerprint
+from .model import Finding, Result, RuleMeta, Severity, Status, Suppression, fingerprint, jsonable
 
 RULE_KEYS = {
     "id": str,
@@ -264,9 +264,7 @@ def to_result(
                 suppressed = Suppression("inline", s.reason or "suppressed inline")
         if suppressed is None and baseline and fp in baseline:
             suppressed = Suppression("baseline", baseline[fp] or "in baseline")
-    from .model import jsonable
-
-    evidence: Any = jsonable(dict(f.evidence))
+    evidence: Any = jsonable(dict(f.evidence)) if f.evidence else {}
     location = f.location
     if location is not None and ctx.config is not None and not location.root:
         location = dataclasses.replace(location, root=ctx.config.loaded.root_dir)

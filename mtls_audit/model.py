@@ -243,6 +243,7 @@ def sorted_results(results: Sequence[Result]) -> list[Result]:
 
 
 _PLAIN = (str, int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 def jsonable(value: Any) -> Any:
@@ -251,6 +252,11 @@ def jsonable(value: Any) -> Any:
     A direct walk rather than a dumps/loads round trip: it runs once per result, and a large
     scan has tens of thousands of results.
     """
+    t = type(value)
+    if t in _PLAIN_TYPES:
+        return value
+    if t is dict and all(type(v) in _PLAIN_TYPES and type(k) is str for k, v in value.items()):
+        return value  # the common case: flat evidence of strings and numbers
     if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):
         return value
     if isinstance(value, Mapping):

@@ -123,6 +123,8 @@ class _Source:
         """Why Nginx could not read this file, or None when it can."""
         if self.dump is not None:
             return None if path in self.dump else "no such file in the nginx -T dump"
+        if "\0" in path:
+            return "file name contains a NUL byte"  # os.stat would raise ValueError
         try:
             st = os.stat(path)
         except OSError as e:
@@ -370,30 +372,62 @@ def _clean(msg: str) -> str:
     return " ".join(msg.split())
 
 
+# C0/C1 controls, DEL, the Unicode line and paragraph separators, bidi overrides and isolates,
+# and lone surrogates: none may reach the one-line error a terminal or a CI log shows.
+_UNSAFE_IN_MESSAGE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _one_line(e: ConfigError) -> ConfigError:
+    """The same error with every control character escaped (`\\x1b`), file and line kept.
+
+    Messages quote tokens and file names from the config (a directive name, an include
+    pattern, a glob match); a NUL, an ESC sequence or a U+2028 there would break the "one line
+    on stderr" contract or drive the terminal.
+    """
+    text = str(e)
+    safe = _UNSAFE_IN_MESSAGE.sub(_escape_char, text)
+    if safe == text:
+        return e
+    clean = ConfigError(safe)
+    clean.file, clean.line = e.file, e.line
+    return clean
+
+
 def load_config(path: str, prefix: str | None = None) -> LoadedConfig:
     """Load `path` (nginx.conf, or a folder holding one) and everything it includes."""
-    path = os.path.abspath(path)
-    if os.path.isdir(path):
-        cand = os.path.join(path, "nginx.conf")
-        if not os.path.exists(cand):
-            raise ConfigError("folder holds no nginx.conf", path)
-        path = cand
-    source = _Source()
-    why = source.check_file(path)
-    if why is not None:
-        raise ConfigError(why, path)
-    return _load(path, prefix, source)
+    try:
+        path = os.path.abspath(path)
+        if os.path.isdir(path):
+            cand = os.path.join(path, "nginx.conf")
+            if not os.path.exists(cand):
+                raise ConfigError("folder holds no nginx.conf", path)
+            path = cand
+        source = _Source()
+        why = source.check_file(path)
+        if why is not None:
+            raise ConfigError(why, path)
+        return _load(path, prefix, source)
+    except ConfigError as e:
+        raise _one_line(e) from e
 
 
 def load_dump(text: str, prefix: str | None = None, name: str = "<stdin>") -> LoadedConfig:
     """Load the output of `nginx -T`: files follow `# configuration file PATH:` markers."""
-    files = split_dump(text, name)
-    main = next(iter(files))
-    source = _Source(files)
     try:
-        return _load(main, prefix, source)
-    finally:
-        source.close()
+        files = split_dump(text, name)
+        main = next(iter(files))
+        source = _Source(files)
+        try:
+            return _load(main, prefix, source)
+        finally:
+            source.close()
+    except ConfigError as e:
+        raise _one_line(e) from e
 
 
 def split_dump(text: str, name: str = "<stdin>") -> dict[str, str]:
