@@ -17,7 +17,7 @@ def test_every_issue_has_the_fields_gitlab_reads() -> None:
     issues = json.loads(render(sample_report()))
     assert issues
     for i in issues:
-        assert REQUIRED <= set(i)
+        assert set(i) >= REQUIRED
         assert i["severity"] in {"info", "minor", "major", "critical", "blocker"}
         assert isinstance(i["location"]["path"], str)
         assert isinstance(i["location"]["lines"]["begin"], int)
