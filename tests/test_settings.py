@@ -39,7 +39,7 @@ def _fails(doc: dict[str, object] | None) -> set[str]:
 
 def test_settings_file_sets_scope_and_gate(tmp_path: Path) -> None:
     _files[".mtls-audit.toml"] = 'fail-on = "critical"\nrequire-mtls = ["*.internal"]\n'
-    code, doc, _ = _scan(tmp_path, "--no-settings")
+    _code, doc, _ = _scan(tmp_path, "--no-settings")
     assert "MTLS103" not in _fails(doc)  # --no-settings: no scope
     _code, doc, _ = _scan(tmp_path, "--settings=.mtls-audit.toml")
     assert "MTLS103" in _fails(doc)
