@@ -64,9 +64,7 @@ def server_block(i: int) -> str:
 def generate(root: Path, servers: int, per_file: int = 50) -> Path:
     """Write the tree under `root` and return the main nginx.conf."""
     (root / "conf.d").mkdir(parents=True, exist_ok=True)
-    upstreams = "\n".join(
-        f"    upstream backend{u} {{ server 127.0.0.1:{9100 + u}; keepalive 8; }}" for u in range(20)
-    )
+    upstreams = "\n".join(f"    upstream backend{u} {{ server 127.0.0.1:{9100 + u}; keepalive 8; }}" for u in range(20))
     (root / "nginx.conf").write_text(
         "worker_processes auto;\nevents { worker_connections 4096; }\n"
         "http {\n"

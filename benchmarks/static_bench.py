@@ -1,7 +1,14 @@
-"""Static benchmark: a full `scan --no-probe` against `crossplane.parse` alone on the same tree.
+"""Static benchmark: `crossplane.parse` alone, a full `scan --no-probe`, and gixy-ng, on one tree.
 
-Both run in fresh subprocesses (import costs included, as a CI user pays them), best of N runs,
-with peak RSS from `resource.getrusage(RUSAGE_CHILDREN)` per run. Prints a table.
+For each size a tree is generated once (`gen_config.generate`) in a temp folder and all three
+tools read that same tree. Each measurement is a fresh process (interpreter start and imports
+included, as a CI user pays them), best of N, with peak RSS of the process:
+
+* crossplane: our environment's `crossplane.parse(nginx.conf)` (includes followed), nothing else;
+* mtls-audit: `python -m mtls_audit scan CONF --no-probe --format json --output X` (load, every
+  static rule, and writing the report);
+* gixy-ng: `gixy CONF -f json -o X` from its own venv (it bundles its own crossplane fork),
+  bounded by a timeout.
 
     python benchmarks/static_bench.py --servers 2000 20000 --repeat 3
 """
@@ -9,61 +16,136 @@ with peak RSS from `resource.getrusage(RUSAGE_CHILDREN)` per run. Prints a table
 from __future__ import annotations
 
 import argparse
-import resource
-import subprocess
+import json
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_config import generate  # noqa: E402
+import measure
+from gen_config import generate
+from venvs import Venv
 
 CROSSPLANE = (
     "import crossplane,sys; p=crossplane.parse(sys.argv[1]);"
-    "assert p['status']=='ok', p['errors'][:1]"
+    "assert p['status']=='ok', p['errors'][:1];"
+    "print(len(p['config']), sum(len(c['parsed']) for c in p['config']))"
 )
+SCAN_TIMEOUT = 1800.0
+CROSSPLANE_TIMEOUT = 900.0
 
 
-def _run(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one subprocess."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}): {proc.stderr.strip()[:400]}")
-    # ru_maxrss of RUSAGE_CHILDREN is the max over all children so far: run the
-    # memory-sensitive commands in their own measurement via /proc-less approach below.
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, rss
+@dataclass
+class ToolResult:
+    tool: str
+    servers: int
+    wall: float | None = None
+    rss_mb: float | None = None
+    cpu: float | None = None
+    runs: list[float] = field(default_factory=list)
+    rc: int | None = None
+    unavailable: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
 
-def best(cmd: list[str], repeat: int) -> tuple[float, float]:
-    runs = [_run(cmd) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs)
+def _measure(tool: str, servers: int, cmd: list[str], repeat: int, timeout: float, cwd: Path) -> ToolResult:
+    res = ToolResult(tool, servers)
+    runs: list[measure.Run] = []
+    for _ in range(repeat):
+        r = measure.run(cmd, timeout=timeout, cwd=cwd)
+        runs.append(r)
+        if r.timed_out:
+            res.unavailable = f"> timeout ({timeout:.0f} s)"
+            break
+        if r.rc not in (0, 1):
+            res.unavailable = f"failed (exit {r.rc}): {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+            break
+    res.runs = [round(r.wall, 3) for r in runs]
+    if res.unavailable:
+        res.rc = runs[-1].rc
+        return res
+    b = measure.best(runs)
+    res.wall, res.rss_mb, res.cpu, res.rc = b.wall, b.rss_mb, b.cpu, b.rc
+    return res
+
+
+def run_size(servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_timeout: float) -> list[ToolResult]:
+    """All tools on one generated tree of ``servers`` server blocks."""
+    conf = generate(work / f"tree-{servers}", servers)
+    n_files = len(list((conf.parent / "conf.d").glob("*.conf"))) + 1
+    py = sys.executable
+    out: list[ToolResult] = []
+
+    cp = _measure("crossplane.parse", servers, [py, "-c", CROSSPLANE, str(conf)], repeat, CROSSPLANE_TIMEOUT, work)
+    if cp.unavailable is None:
+        cp.detail["files_parsed"] = n_files
+    out.append(cp)
+
+    report = work / f"report-{servers}.json"
+    scan_cmd = [py, "-m", "mtls_audit", "scan", str(conf), "--no-probe", "--format", "json", "--output", str(report)]
+    sc = _measure("mtls-audit scan --no-probe", servers, scan_cmd, repeat, SCAN_TIMEOUT, work)
+    if sc.unavailable is None and report.exists():
+        sc.detail["report_mb"] = round(report.stat().st_size / 1e6, 1)
+        summary = json.loads(report.read_text(encoding="utf-8")).get("summary", {})
+        sc.detail["results"] = summary.get("results")
+        sc.detail["fail"] = summary.get("fail")
+    out.append(sc)
+
+    if gixy is None:
+        out.append(ToolResult("gixy-ng", servers, unavailable="skipped (--no-gixy)"))
+    elif not gixy.available:
+        out.append(ToolResult("gixy-ng", servers, unavailable=f"unavailable: {gixy.reason}"))
+    else:
+        gout = work / f"gixy-{servers}.json"
+        gcmd = [str(gixy.bin("gixy")), str(conf), "-f", "json", "-o", str(gout)]
+        gx = _measure("gixy-ng", servers, gcmd, repeat, gixy_timeout, work)
+        gx.detail["version"] = gixy.version
+        gx.detail["exit_code"] = gx.rc
+        if gx.unavailable is None and gout.exists():
+            try:
+                issues = json.loads(gout.read_text(encoding="utf-8") or "[]")
+                gx.detail["issues"] = len(issues)
+                gx.detail["files_with_issues"] = len({i.get("file") for i in issues if isinstance(i, dict)})
+            except json.JSONDecodeError:
+                gx.detail["issues"] = "unparsable output"
+        out.append(gx)
+    return out
+
+
+def run_static(
+    sizes: list[int], repeat_for: dict[int, int], gixy: Venv | None, gixy_timeout: float = 600.0
+) -> list[ToolResult]:
+    results: list[ToolResult] = []
+    with tempfile.TemporaryDirectory(prefix="mtls-bench-static-") as tmp:
+        for n in sizes:
+            print(f"static: {n} servers ...", file=sys.stderr, flush=True)
+            results += run_size(n, repeat_for.get(n, 3), gixy, Path(tmp), gixy_timeout)
+    return results
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--servers", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-gixy", action="store_true", help="skip gixy-ng")
+    ap.add_argument("--gixy-timeout", type=float, default=600.0)
     args = ap.parse_args()
-    py = sys.executable
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in args.servers:
-            conf = generate(Path(tmp) / f"s{n}", n)
-            cp, _ = best([py, "-c", CROSSPLANE, str(conf)], args.repeat)
-            scan_cmd = [py, "-m", "mtls_audit", "scan", str(conf), "--no-probe", "--format", "json",
-                        "--output", str(Path(tmp) / f"r{n}.json")]
-            sc, _ = best(scan_cmd, args.repeat)
-            rows.append((n, cp, sc, sc / cp))
-    print(f"{'servers':>8} {'crossplane.parse s':>19} {'mtls-audit scan s':>18} {'ratio':>6}")
-    for n, cp, sc, ratio in rows:
-        print(f"{n:>8} {cp:>19.2f} {sc:>18.2f} {ratio:>6.2f}")
-    if len(rows) >= 2:
-        (n0, _, s0, _), (n1, _, s1, _) = rows[0], rows[-1]
-        print(f"growth {n0}->{n1} servers: x{s1 / s0:.1f} time for x{n1 / n0:.0f} servers")
+    gixy = None
+    if not args.no_gixy:
+        import venvs
+
+        gixy = venvs.ensure("gixy-ng", "gixy-ng")
+    rows = run_static(args.servers, {n: args.repeat for n in args.servers}, gixy, args.gixy_timeout)
+    print(f"{'tool':<30} {'servers':>8} {'best s':>8} {'peak MB':>8}  note")
+    for r in rows:
+        wall = f"{r.wall:.2f}" if r.wall is not None else "-"
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
+        print(f"{r.tool:<30} {r.servers:>8} {wall:>8} {rss:>8}  {r.unavailable or ''}")
 
 
 if __name__ == "__main__":
