@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -111,7 +111,7 @@ Exit codes: 0 no failing result at or above --fail-on; 1 failures or probe error
 def scan(configs: tuple[str, ...], **kw: Any) -> None:
     """Audit Nginx configs (files, folders, or "-" for an `nginx -T` dump) and live endpoints."""
     from .context import Options
-    from .scan import ScanRequest, baseline_text, gc_paused, parse_version, run_scan, write_all_atomic
+    from .scan import Content, ScanRequest, baseline_text, gc_paused, parse_version, run_scan, write_all_atomic
 
     try:
         if not configs and not kw["targets"] and not kw["targets_file"]:
@@ -155,19 +155,30 @@ def scan(configs: tuple[str, ...], **kw: Any) -> None:
         color = use_color(kw["fmt"], kw["no_color"], kw["output"], sys.stdout.isatty(), os.environ)
         with gc_paused():
             report = run_scan(req)
-            text = get_renderer(kw["fmt"])(
-                report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
-            )
-        if kw["quiet"] and kw["fmt"] == "table":
-            text = text.rstrip("\n").splitlines()[-1] + "\n"
-        files = []
-        if kw["write_baseline"]:
-            files.append((kw["write_baseline"], baseline_text(report.results)))
-        if kw["output"]:
-            files.append((kw["output"], text))
-        write_all_atomic(files)
-        if not kw["output"]:
-            click.echo(text, nl=not text.endswith("\n"))
+            content: Content
+            if kw["fmt"] == "json":
+                # streamed: a 20,000-server report is hundreds of MB
+                from .render.json_ import write as write_json
+
+                def content(out: TextIO) -> None:
+                    write_json(report, out)
+            else:
+                content = get_renderer(kw["fmt"])(
+                    report, show_passed=kw["show_passed"], color=color, verbose=kw["verbose"]
+                )
+                if kw["quiet"] and kw["fmt"] == "table":
+                    content = content.rstrip("\n").splitlines()[-1] + "\n"
+            files: list[tuple[str, Content]] = []
+            if kw["write_baseline"]:
+                files.append((kw["write_baseline"], baseline_text(report.results)))
+            if kw["output"]:
+                files.append((kw["output"], content))
+            write_all_atomic(files)
+            if not kw["output"]:
+                if isinstance(content, str):
+                    click.echo(content, nl=not content.endswith("\n"))
+                else:
+                    content(sys.stdout)
     except MtlsAuditError as e:
         _fail(e)
     sys.exit(1 if report.gate_fails() else 0)

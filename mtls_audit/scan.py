@@ -13,9 +13,9 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .context import CheckContext, Options
@@ -101,7 +101,11 @@ def write_atomic(path: str, text: str) -> None:
     write_all_atomic([(path, text)])
 
 
-def write_all_atomic(outputs: Sequence[tuple[str, str]]) -> None:
+Content = str | Callable[[TextIO], None]
+"""Text to write, or a function that streams it to a file (for reports too big to hold twice)."""
+
+
+def write_all_atomic(outputs: Sequence[tuple[str, Content]]) -> None:
     """Write every file or none: all temp files are written first, then renamed into place.
 
     A report and a baseline written together must not leave one behind when the other's folder
@@ -118,7 +122,10 @@ def write_all_atomic(outputs: Sequence[tuple[str, str]]) -> None:
             temps.append((tmp, path))
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
+                    if isinstance(text, str):
+                        f.write(text)
+                    else:
+                        text(f)
             except OSError as e:
                 raise InputFileError(f"{path}: cannot write: {e.strerror or e}") from e
         for tmp, path in temps:

@@ -8,8 +8,9 @@ Every report this writes validates against `mtls_audit/schema/report.schema.json
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from ..model import (
     Report,
@@ -36,26 +37,45 @@ def render(
     readable and diffable line by line, and lets json use its C encoder for the bulk (with
     `indent` it falls back to the pure-Python one, ten times slower).
     """
-    doc = report_dict(report, raw_evidence=True)
-    results = doc.pop("results")
+    buf = io.StringIO()
+    write(report, buf)
+    return buf.getvalue()
+
+
+def write(report: Report, out: TextIO) -> None:
+    """Stream the same text as `render` to `out`, one result at a time.
+
+    A 20,000-server audit has 450,000 results and a 500 MB report: building it as one string
+    (plus the list of its parts) tripled peak memory. The CLI streams to its output file.
+    """
+    doc = report_dict(report, raw_evidence=True, with_results=False)
     head = json.dumps(doc, indent=2)
+    results = sorted_results(report.results)
     if not results:
-        return head[:-2] + ',\n  "results": []\n}\n'
-    body = ",\n    ".join(json.dumps(r, default=json_default) for r in results)
-    return head[:-2] + ',\n  "results": [\n    ' + body + "\n  ]\n}\n"
+        out.write(head[:-2] + ',\n  "results": []\n}\n')
+        return
+    out.write(head[:-2] + ',\n  "results": [\n    ')
+    sep = ""
+    for r in results:
+        out.write(sep)
+        out.write(json.dumps(result_dict(r, raw_evidence=True), default=json_default))
+        sep = ",\n    "
+    out.write("\n  ]\n}\n")
 
 
-def report_dict(report: Report, *, raw_evidence: bool = False) -> dict[str, Any]:
+def report_dict(report: Report, *, raw_evidence: bool = False, with_results: bool = True) -> dict[str, Any]:
     """The report as plain JSON values; shared so other formats embed the same shapes."""
-    return {
+    doc = {
         "schema_version": report.schema_version,
         "tool": {"name": "mtls-audit", "version": report.tool_version},
         "started_at": report.started_at,
         "finished_at": report.finished_at,
         "inputs": {"configs": list(report.configs), "targets": list(report.targets)},
         "summary": jsonable(report.summary()),
-        "results": [result_dict(r, raw_evidence=raw_evidence) for r in sorted_results(report.results)],
     }
+    if with_results:
+        doc["results"] = [result_dict(r, raw_evidence=raw_evidence) for r in sorted_results(report.results)]
+    return doc
 
 
 def result_dict(result: Result, *, raw_evidence: bool = False) -> dict[str, Any]:
