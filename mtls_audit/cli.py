@@ -200,16 +200,17 @@ def rules() -> None:
 @click.option("--rules", "rules_dirs", multiple=True, metavar="DIR", help="Extra rule definitions.")
 def rules_list(rules_dirs: tuple[str, ...]) -> None:
     """One line per rule: id, severity, kind, title."""
-    from tabulate import tabulate
-
     from .engine import load_catalog
 
     try:
         cat = load_catalog(rules_dirs)
     except MtlsAuditError as e:
         _fail(e)
-    rows = [(r.id, r.severity.value, r.kind, r.title) for r in cat.rules]
-    click.echo(tabulate(rows, headers=["id", "severity", "kind", "title"], tablefmt="simple"))
+    rows = [("id", "severity", "kind", "title")] + [(r.id, r.severity.value, r.kind, r.title) for r in cat.rules]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in rows]
+    lines.insert(1, "  ".join("-" * w for w in [*widths, len("title")]))
+    click.echo("\n".join(lines))
 
 
 @rules.command("show")
