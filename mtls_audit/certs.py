@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import (
     dsa,
@@ -407,8 +407,13 @@ _CERT_ERRORS = (
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+    TypeError,
 )
-"""What loading or reading a malformed certificate or CRL can raise."""
+"""What loading or reading a malformed certificate or CRL can raise. InvalidVersion (a version
+field other than v1 or v3) derives from Exception, not ValueError; OpenSSL refuses such a
+certificate too (`X509_R_INVALID_VERSION`). TypeError comes from names parsed lazily: a DN
+attribute encoded as a BIT STRING (`oid must be X500_UNIQUE_IDENTIFIER for BitString type`)."""
 
 
 def _ext(exts: x509.Extensions, cls: type[_E]) -> _E | None:
@@ -677,8 +682,9 @@ class _Collector:
             key = serialization.load_pem_private_key(block, password=None, unsafe_skip_rsa_key_validation=True)
         except TypeError:
             self.keys.append(_encrypted_key(index, fmt, _LABEL_KEY_TYPE.get(label, "unknown")))
-        except (ValueError, UnsupportedAlgorithm):
-            # The library's message could quote the input; say only what failed.
+        except (ValueError, UnsupportedAlgorithm, InternalError):
+            # The library's message could quote the input; say only what failed. InternalError:
+            # OpenSSL's "key setup failed" for a raw key of the wrong size (an empty Ed25519 key).
             self.problems.append(f"{where}: private key could not be parsed")
         else:
             self.keys.append(_private_key_facts(key, index, fmt))
@@ -858,7 +864,7 @@ def _parse_der(data: bytes) -> Material:
         key = serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
     except TypeError:
         out.keys.append(_encrypted_key(0, "DER"))
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, InternalError):
         out.problems.append(OTHER_DER)
         return out.material(None)
     else:

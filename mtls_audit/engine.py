@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import re
+import stat
 import sys
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,21 +60,61 @@ def builtin_rules_dir() -> Path:
     raise RuleFileError(f"built-in rules folder not found next to {here}")
 
 
+MAX_RULE_BYTES = 1024 * 1024
+"""A rule YAML is a few KiB; a bigger file is not a rule, and is refused before it is read."""
+_SCALARS = (str, int, float)
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(text: str) -> str:
+    """Error text on one line: whitespace runs collapsed, other controls escaped."""
+    text = " ".join(text.split())
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _read_rule_text(path: Path) -> str:
+    """The file's text, refusing FIFOs, devices and oversized files without blocking on them."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise RuleFileError(f"{path}: not a regular file")
+    if st.st_size > MAX_RULE_BYTES:
+        raise RuleFileError(f"{path}: rule file is {st.st_size} bytes, over the {MAX_RULE_BYTES} byte limit")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RuleFileError(f"{path}: not a regular file")
+        data = f.read(MAX_RULE_BYTES + 1)
+    if len(data) > MAX_RULE_BYTES:
+        raise RuleFileError(f"{path}: rule file is over the {MAX_RULE_BYTES} byte limit")
+    return data.decode("utf-8")
+
+
 def parse_rule(path: Path) -> RuleMeta:
-    """Read one rule YAML strictly: unknown keys and wrong types are errors, not warnings."""
+    """Read one rule YAML strictly: unknown keys and wrong types are errors, not warnings.
+
+    Every error is one line (the CLI prints it after `mtls-audit: error: `), whatever the YAML
+    parser's message or the keys of a hostile file hold.
+    """
+    try:
+        return _parse_rule(path)
+    except RuleFileError as e:
+        raise RuleFileError(_one_line(str(e))) from e
+
+
+def _parse_rule(path: Path) -> RuleMeta:
     import yaml
 
     try:
         # CSafeLoader is safe_load's C implementation (same restricted constructors), 10x faster:
         # the catalog is read on every run, and `rules list` must start in well under 0.3 s.
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+        data = yaml.load(_read_rule_text(path), Loader=loader)
     except (OSError, UnicodeDecodeError) as e:
         raise RuleFileError(f"{path}: cannot read rule file: {e}") from e
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise RuleFileError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+        raise RuleFileError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from e
     if not isinstance(data, dict):
         raise RuleFileError(f"{path}: a rule file must be a mapping of keys")
     unknown = sorted(set(data) - set(RULE_KEYS))
@@ -98,10 +139,15 @@ def parse_rule(path: Path) -> RuleMeta:
         ) from None
     if data["kind"] not in RULE_KINDS:
         raise RuleFileError(f"{path}: bad kind {data['kind']!r} (one of {', '.join(RULE_KINDS)})")
+    # Lists hold scalars only: YAML aliases can nest a list in itself a billion times over
+    # (a few hundred bytes), and str() of such an item never finishes.
+    for key in ("references", "tags", "cwe"):
+        if not all(isinstance(v, _SCALARS) for v in data.get(key) or ()):
+            raise RuleFileError(f"{path}: '{key}' must be a list of plain values")
     compliance = {}
     for fw, ids in (data.get("compliance") or {}).items():
-        if not isinstance(ids, list):
-            raise RuleFileError(f"{path}: compliance.{fw} must be a list")
+        if not isinstance(ids, list) or not all(isinstance(i, _SCALARS) for i in ids):
+            raise RuleFileError(f"{path}: compliance.{fw} must be a list of plain values")
         compliance[str(fw)] = tuple(str(i) for i in ids)
     try:
         cwe = tuple(int(c) for c in data.get("cwe") or ())
@@ -158,6 +204,8 @@ def _user_checks(folder: Path) -> dict[str, CheckFn]:
     """`--rules DIR` may hold Python files exporting `CHECKS` for the YAMLs beside them."""
     checks: dict[str, CheckFn] = {}
     for py in sorted(folder.glob("*.py")):
+        if not py.is_file():  # importing a FIFO would block forever
+            raise RuleFileError(f"{py}: not a regular file")
         # A unique name per file, registered while it runs: @dataclass (and anything else that
         # looks its module up in sys.modules) fails in a module that is not there.
         tag = hashlib.sha256(str(py.resolve()).encode()).hexdigest()[:12]

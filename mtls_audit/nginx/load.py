@@ -342,7 +342,12 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, An
                 raise ConfigError(f'directive "{token}" is not terminated by ";"', disp, line)
             if token == "if":
                 _strip_if_parens(stmt["args"])
-            analyze(phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
+            try:
+                analyze(phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
+            except (TypeError, ValueError, KeyError):
+                # crossplane %-formats the value into its own message, so `ssl on%x;` raised
+                # "%x format: an integer is required" here, without a line number.
+                raise ConfigError(_bad_args(token, stmt["args"]), disp, line) from None
             if tok == "{":
                 stmt["block"] = block(_block_ctx(token, ctx), True)
             parsed.append(stmt)
@@ -354,6 +359,13 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, An
         return block(ctx, False)
     except NgxParserBaseException as e:
         raise ConfigError(_clean(e.strerror), disp, e.lineno) from e
+
+
+def _bad_args(name: str, args: list[str]) -> str:
+    """The message crossplane meant to give for a flag directive with a bad value."""
+    if len(args) == 1:
+        return f'invalid value "{args[0]}" in "{name}" directive, it must be "on" or "off"'
+    return f'invalid number of arguments in "{name}" directive'
 
 
 def _strip_if_parens(args: list[str]) -> None:
