@@ -504,3 +504,26 @@ sub/crl.pem: {kind: crl, issuer: ca.pem, next_update_days: -2}
     assert facts.crls and facts.crls[0].is_expired(now)
     leaf = CertCache().get(str(tmp_path / "leaf.pem")).certs[0]
     assert dt.timedelta(days=2) < leaf.not_after - now <= dt.timedelta(days=3)
+
+
+def test_der_crl_and_der_key_are_refused_like_nginx_does(tmp_path: Path) -> None:
+    """Nginx reads ssl_crl and ssl_certificate_key as PEM only (`nginx -t` fails on DER)."""
+    root = certgen.make_root()
+    server = certgen.make_server(root)
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    certgen.write_pem(folder / "ca.pem", root.cert)
+    certgen.write_der(folder / "crl.der", certgen.make_crl(root))
+    certgen.write_pem(folder / "server.pem", server.cert)
+    certgen.write_der(folder / "server.key", server.key, mode=0o600)
+    conf = _write(
+        folder,
+        "events {}\nhttp {\n  server {\n    listen 443 ssl;\n    ssl_certificate server.pem;\n"
+        "    ssl_certificate_key server.key;\n    ssl_verify_client on;\n    ssl_client_certificate ca.pem;\n"
+        "    ssl_crl crl.der;\n  }\n}\n",
+    )
+    results, _ = _run(conf)
+    (crl,) = _of(results, "MTLS207", Status.FAIL)
+    assert "DER-encoded CRL" in crl.message and crl.location is not None and crl.location.line == 9
+    key = [r for r in _of(results, "MTLS209", Status.FAIL) if "DER-encoded key" in r.message]
+    assert key and key[0].location is not None and key[0].location.line == 6

@@ -702,10 +702,16 @@ def check_207(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
     for ref, facts in _with_facts(idx, idx.crls):
         reasons: list[str] = []
         missing: list[str] = []
-        if not facts.crls:
-            held = _describe_contents(facts) if not facts.certs else f"{len(facts.certs)} certificate(s)"
-            reasons.append(f"holds no CRL ({held}): `nginx -t` accepts it, then every client "
-                           "certificate is rejected (`unable to get certificate CRL`)")
+        if facts.crls and facts.encoding == "DER":
+            # Nginx reads ssl_crl as PEM only (X509_LOOKUP_load_file, verified on 1.22.1).
+            reasons.append("holds a DER-encoded CRL: Nginx reads PEM only, so `nginx -t` fails "
+                           "(`X509_LOOKUP_load_file() failed ... no certificate or crl found`)")
+        elif not facts.crls and facts.certs:
+            reasons.append(f"holds no CRL ({len(facts.certs)} certificate(s)): `nginx -t` accepts it, "
+                           "then every client certificate is rejected (`unable to get certificate CRL`)")
+        elif not facts.crls:
+            reasons.append(f"holds no CRL ({_describe_contents(facts)}): `nginx -t` fails "
+                           "(`X509_LOOKUP_load_file() failed ... no certificate or crl found`)")
         for crl in facts.crls:
             if crl.is_expired(now):
                 assert crl.next_update is not None
@@ -867,6 +873,11 @@ def _pair_209(rule: RuleMeta, idx: TrustIndex, cref: FileRef, kref: FileRef | No
                         ev, subject=subject)
     key = kfacts.keys[0]
     ev |= {"key_type": key.key_type, "key_format": key.format, "encrypted": key.encrypted}
+    if kfacts.encoding == "DER":
+        # ssl_certificate_key is read with PEM_read_bio_PrivateKey (verified on 1.22.1).
+        return _finding(rule, kref, Status.FAIL,
+                        f"ssl_certificate_key {kref.written} is a DER-encoded key: Nginx reads PEM only "
+                        "and refuses to start (`PEM_read_bio_PrivateKey() failed`)", ev, subject=subject)
     if key.encrypted or not leaf.spki_sha256:
         why = "the key is encrypted" if key.encrypted else "the certificate's key type is not supported"
         return _finding(rule, kref, Status.SKIPPED,
