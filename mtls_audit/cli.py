@@ -203,7 +203,7 @@ def rules_list(rules_dirs: tuple[str, ...]) -> None:
     from .engine import load_catalog
 
     try:
-        cat = load_catalog(rules_dirs)
+        cat = load_catalog(rules_dirs, with_checks=False)
     except MtlsAuditError as e:
         _fail(e)
     rows = [("id", "severity", "kind", "title")] + [(r.id, r.severity.value, r.kind, r.title) for r in cat.rules]
@@ -221,7 +221,7 @@ def rules_show(rule_id: str, rules_dirs: tuple[str, ...]) -> None:
     from .engine import load_catalog
 
     try:
-        cat = load_catalog(rules_dirs)
+        cat = load_catalog(rules_dirs, with_checks=False)
     except MtlsAuditError as e:
         _fail(e)
     rule = cat.get(rule_id.upper())
@@ -253,7 +253,7 @@ def rules_docs(rules_dirs: tuple[str, ...]) -> None:
     from .engine import load_catalog
 
     try:
-        cat = load_catalog(rules_dirs)
+        cat = load_catalog(rules_dirs, with_checks=False)
     except MtlsAuditError as e:
         _fail(e)
     click.echo(rules_markdown(cat.rules), nl=False)
