@@ -243,3 +243,13 @@ def _broken(edit: str) -> dict[str, Any]:
 def test_schema_rejects_reports_off_the_contract(edit: str) -> None:
     with pytest.raises(jsonschema.ValidationError):
         validate_report_json(_broken(edit))
+
+
+def test_fast_result_lines_equal_plain_json_dumps() -> None:
+    """The per-rule encoding cache must produce exactly json.dumps(result_dict(r))."""
+    from mtls_audit.model import json_default
+    from mtls_audit.render.json_ import _result_line, result_dict
+
+    cache: dict = {}  # type: ignore[type-arg]
+    for r in sample_report().results:
+        assert _result_line(r, cache) == json.dumps(result_dict(r, raw_evidence=True), default=json_default)

@@ -56,11 +56,53 @@ def write(report: Report, out: TextIO) -> None:
         return
     out.write(head[:-2] + ',\n  "results": [\n    ')
     sep = ""
+    rule_parts: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
     for r in results:
         out.write(sep)
-        out.write(json.dumps(result_dict(r, raw_evidence=True), default=json_default))
+        out.write(_result_line(r, rule_parts))
         sep = ",\n    "
     out.write("\n  ]\n}\n")
+
+
+def _result_line(r: Result, cache: dict[tuple[Any, ...], tuple[str, str, str, str]]) -> str:
+    """`json.dumps(result_dict(r))`, byte for byte, with the rule's constant parts encoded once.
+
+    Title, remediation, references and compliance repeat for every result of a rule (hundreds
+    of thousands of times in a large audit); encoding them once per rule halves rendering time.
+    """
+    key = (r.rule_id, r.title, r.remediation, r.references, id(r.compliance))
+    parts = cache.get(key)
+    if parts is None:
+        parts = cache[key] = (
+            json.dumps(r.title),
+            json.dumps(r.remediation),
+            json.dumps(list(r.references)),
+            json.dumps({k: list(v) for k, v in r.compliance.items()}),
+        )
+    title, remediation, references, compliance = parts
+    enc = _encode_str  # json's own C string encoder: what dumps calls for a str, without its overhead
+    loc = r.location
+    if loc is None:
+        location = "null"
+    else:
+        names = ", ".join(enc(n) for n in loc.server_name)
+        listens = ", ".join(enc(x) for x in loc.listen)
+        location = (f'{{"file": {enc(loc.file)}, "line": {int(loc.line)}, '
+                    f'"server_name": [{names}], "listen": [{listens}]}}')
+    target = "null" if r.target is None else json.dumps(target_dict(r.target))
+    suppressed = "null" if r.suppressed is None else json.dumps(suppression_dict(r.suppressed))
+    evidence = json.dumps(dict(r.evidence), default=json_default) if r.evidence else "{}"
+    return (
+        f'{{"rule_id": {enc(r.rule_id)}, "title": {title}, "severity": "{r.severity.value}", '
+        f'"status": "{r.status.value}", "message": {enc(r.message)}, "remediation": {remediation}, '
+        f'"location": {location}, "target": {target}, '
+        f'"evidence": {evidence}, "references": {references}, '
+        f'"compliance": {compliance}, "fingerprint": {enc(r.fingerprint)}, '
+        f'"suppressed": {suppressed}}}'
+    )
+
+
+_encode_str = json.encoder.encode_basestring_ascii
 
 
 def report_dict(report: Report, *, raw_evidence: bool = False, with_results: bool = True) -> dict[str, Any]:
