@@ -25,8 +25,9 @@ Key files are described by path, mode and type only; their contents never reach 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -336,6 +337,26 @@ def _cert_line(c: CertFacts) -> dict[str, object]:
     return {"index": c.index, "subject": c.subject, "not_after": iso(c.not_after)}
 
 
+
+IndexedCheck = Callable[[CheckContext, RuleMeta, "TrustIndex"], Iterable[Finding]]
+
+
+def _on_visible_files(fn: IndexedCheck) -> CheckFn:
+    """Run a file check with the run's TrustIndex, or report it skipped when the files named by
+    the config are not on this machine (an `nginx -T` dump from another host)."""
+
+    @functools.wraps(fn)
+    def check(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+        idx = trust_index(ctx)
+        if idx is None:
+            return
+        if not idx.files_visible:
+            yield from _skipped_elsewhere(rule)
+            return
+        yield from fn(ctx, rule, idx)
+
+    return check
+
 # --------------------------------------------------------------------------------------------
 # MTLS201
 
@@ -351,14 +372,9 @@ def _load_failure(name: str) -> str:
     return "cannot load certificate"
 
 
-def check_201(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_201(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """Nginx loads these files at start and reload; one missing file is an `[emerg]`."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     for ref in idx.loaded:
         if ref.path is None:
             yield _finding(rule, ref, Status.SKIPPED,
@@ -385,14 +401,9 @@ def _mode(facts: FileFacts) -> str | None:
 # MTLS202
 
 
-def check_202(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_202(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """A CA file without a PEM certificate: `no certificate or crl found` (or no trust anchor)."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     for ref, facts in _with_facts(idx, idx.ca_files):
         problems = list(facts.problems[:5])
         if facts.certs and facts.encoding == "DER":
@@ -462,14 +473,9 @@ def _not_a_ca(c: CertFacts) -> tuple[str, str] | None:
                     "(Nginx allows no partial chains)")
 
 
-def check_203(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_203(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """A leaf in the CA file pins one identity (self-signed) or anchors nothing (doc §2)."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     for ref, facts in _with_facts(idx, idx.client_ca):
         if not facts.certs:
             continue  # MTLS202
@@ -495,14 +501,9 @@ def check_203(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
 # MTLS204
 
 
-def check_204(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_204(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """OpenSSL checks the anchor's dates too: an expired CA locks out everyone it issued."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     now = ctx.options.now
     warn = ctx.options.warn_days
     for ref, facts in _with_facts(idx, idx.client_ca):
@@ -552,14 +553,9 @@ def _public_bundle_paths() -> frozenset[str]:
     return frozenset(os.path.realpath(p) for p in paths)
 
 
-def check_205(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_205(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """Any public CA in the client trust set lets any holder of one of its certificates in."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     roots = load_system_roots()
     spkis = {spki for _subject, spki in roots}
     root_subjects = {subject for subject, _spki in roots}
@@ -689,14 +685,9 @@ def _crl_vs_trust(crls: Sequence[CrlFacts], trust: Sequence[CertFacts],
     return reasons, missing
 
 
-def check_207(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_207(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """An unusable CRL fails closed for every certificate holder (doc §6)."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     now = ctx.options.now
     memo: dict[tuple[str, str], bool] = {}
     for ref, facts in _with_facts(idx, idx.crls):
@@ -769,14 +760,9 @@ def check_207(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
 # MTLS208
 
 
-def check_208(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_208(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """Short keys and SHA-1/MD5 signatures in what anchors or proves identity."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     for ref, facts in _with_facts(idx, [*idx.client_ca, *idx.server_certs, *idx.crls]):
         weak: list[dict[str, object]] = []
         for c in facts.certs:
@@ -808,14 +794,9 @@ def check_208(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
 # MTLS209
 
 
-def check_209(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_209(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """The server's own certificate: clients reject it expired; Nginx refuses a wrong key."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     now = ctx.options.now
     warn = ctx.options.warn_days
     for ref, facts in _with_facts(idx, idx.server_certs):
@@ -896,14 +877,9 @@ def _pair_209(rule: RuleMeta, idx: TrustIndex, cref: FileRef, kref: FileRef | No
 # MTLS210
 
 
-def check_210(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
+@_on_visible_files
+def check_210(ctx: CheckContext, rule: RuleMeta, idx: TrustIndex) -> Iterable[Finding]:
     """Only the master process (root) reads keys; group or other access only widens exposure."""
-    idx = trust_index(ctx)
-    if idx is None:
-        return
-    if not idx.files_visible:
-        yield from _skipped_elsewhere(rule)
-        return
     for ref, facts in _with_facts(idx, idx.keys):
         if not facts.keys and (facts.certs or facts.crls):
             continue  # no secret in the file (MTLS209 reports the missing key)
