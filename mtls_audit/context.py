@@ -8,9 +8,9 @@ is testable without a network.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .model import Finding, RuleMeta
 
@@ -38,8 +38,6 @@ class CheckContext:
     config: EffectiveConfig | None
     probes: Sequence[EndpointProbe] = ()
     options: Options = field(default_factory=Options)
-    extras: Mapping[str, Any] = field(default_factory=dict)
-    """Per-run caches owned by check families (e.g. parsed certificate files)."""
 
 
 CheckFn = Callable[[CheckContext, RuleMeta], Iterable[Finding]]

@@ -45,8 +45,6 @@ class ProbeConfig:
     identities: Identities = field(default_factory=Identities.minted)
     trust: str | None = None
     """CA file or folder for the server certificate check (MTLS508); ``None``: the system store."""
-    warn_days: int = 30
-    """Kept for callers' convenience; MTLS508 judges expiry with ``Options.warn_days`` at check time."""
     protocol: Protocol = "auto"
     """Default for specs that do not say (``ProbeSpec.protocol`` wins when it is not ``auto``)."""
     version: str = __version__
@@ -79,7 +77,6 @@ class ProbeConfig:
         timeout: float | None = None,
         concurrency: int | None = None,
         protocol: Protocol = "auto",
-        warn_days: int = 30,
         scan_timeout: float | None = None,
         version: str = __version__,
     ) -> ProbeConfig:
@@ -106,7 +103,6 @@ class ProbeConfig:
             concurrency=concurrency if concurrency is not None else DEFAULT_CONCURRENCY,
             identities=identities,
             trust=trust_path,
-            warn_days=warn_days,
             protocol=protocol,
             scan_timeout=scan_timeout,
             version=version,

@@ -124,5 +124,4 @@ def probe_config_from_request(req: ScanRequest) -> ProbeConfig:
         timeout=req.timeout,
         concurrency=req.concurrency,
         protocol=_protocol(req.protocol),
-        warn_days=req.options.warn_days,
     )
