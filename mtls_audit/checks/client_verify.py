@@ -20,18 +20,13 @@ from ..nginx.conditions import (
     rejects,
     verify_guard_verdict,
 )
-from ..nginx.effective import HEADER_ARRAYS, EffectiveConfig, Location, Server
+from ..nginx.effective import HEADER_ARRAYS, Location, Server
 from ..nginx.load import Directive
 
 
 def _servers(ctx: CheckContext) -> Iterator[Server]:
     if ctx.config is not None:
         yield from ctx.config.servers
-
-
-def _cfg(ctx: CheckContext) -> EffectiveConfig:
-    assert ctx.config is not None
-    return ctx.config
 
 
 def _verify_line(srv: Server) -> Directive:
@@ -443,9 +438,8 @@ def check_108(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
 # ---------------------------------------------------------------- MTLS109
 
 
-def _redirects_plain(srv: Server) -> bool:
+def _redirects_plain(srv: Server, maps: dict[str, tuple[str, Directive]]) -> bool:
     """A server-level `if ($scheme = http) { return 301 https://...; }` or equivalent."""
-    maps = build_maps(_maps_of(srv))
     plain = {"$scheme": "http", "$https": "", "$ssl_protocol": ""}
     tls = {"$scheme": "https", "$https": "on", "$ssl_protocol": "TLSv1.3"}
     for d in srv.directive.find("if"):
@@ -455,12 +449,9 @@ def _redirects_plain(srv: Server) -> bool:
     return False
 
 
-def _maps_of(srv: Server) -> list[Directive]:
-    return srv.context_directives("map")
-
-
 def check_109(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
     """Nginx verifies clients only on SSL connections: a plain listener skips mTLS (doc §8)."""
+    maps_by_context: dict[int, dict[str, tuple[str, Directive]]] = {}
     for srv in _servers(ctx):
         if srv.kind != "http" or not _is_mtls(ctx, srv):
             continue
@@ -468,7 +459,11 @@ def check_109(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
         if not plain:
             yield _finding(rule, srv, Status.PASS, "every listener of this mTLS server uses TLS", _verify_line(srv))
             continue
-        if _redirects_plain(srv):
+        # the http block's maps, indexed once per block rather than once per server
+        maps = maps_by_context.get(id(srv.context))
+        if maps is None:
+            maps = maps_by_context[id(srv.context)] = build_maps(srv.context_directives("map"))
+        if _redirects_plain(srv, maps):
             yield _finding(rule, srv, Status.PASS, "plain HTTP is redirected to https at server level", plain[0].directive)
             continue
         for ls in plain:
