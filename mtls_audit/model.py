@@ -269,15 +269,11 @@ def jsonable(value: Any) -> Any:
             return sorted(items)
         except TypeError:
             return sorted(items, key=str)
-    return _default(value)
+    return json_default(value)
 
 
 def json_default(o: Any) -> Any:
     """`default=` hook for json.dumps: enums by value, sets sorted, anything else as text."""
-    return _default(o)
-
-
-def _default(o: Any) -> Any:
     if isinstance(o, enum.Enum):
         return o.value
     if isinstance(o, (set, frozenset)):
