@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from .lexer import Lexed, Token, lex_text, needs_crossplane
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """Refuse bigger files: a real nginx.conf is kilobytes; hundreds of MB is a mistake or an attack."""
@@ -274,7 +275,7 @@ class _Loader:
                 what = f'include "{args[0]}"' + (f" ({self.display(name)})" if name != pattern else "")
                 raise ConfigError(f"{what}: {why}", disp, line)
             if name in stack:
-                chain = " -> ".join(self.display(p) for p in stack[stack.index(name):] + (name,))
+                chain = " -> ".join(self.display(p) for p in stack[stack.index(name) :] + (name,))
                 raise ConfigError(f"include cycle: {chain}", disp, line)
             if len(stack) >= MAX_INCLUDE_DEPTH:
                 raise ConfigError(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", disp, line)
@@ -299,28 +300,33 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, An
     """
     from crossplane.analyzer import analyze
     from crossplane.errors import NgxParserBaseException
-    from crossplane.lexer import lex
 
-    tokens = lex(phys)
+    lexed = _lex_file(phys)
+    tokens = iter(lexed.tokens)
     last = [1]
 
+    def end_of_tokens(expecting: str) -> ConfigError:
+        """What the lexer would raise here: its brace error, else ours for a cut-off file."""
+        if lexed.error is not None:
+            return ConfigError(_clean(lexed.error[0]), disp, lexed.error[1])
+        return ConfigError(f"unexpected end of file, expecting {expecting}", disp, last[0])
+
     def next_token() -> tuple[str, int, bool]:
-        try:
-            tok: tuple[str, int, bool] = next(tokens)
-        except StopIteration:
-            raise ConfigError('unexpected end of file, expecting ";" or "}"', disp, last[0]) from None
+        tok = next(tokens, None)
+        if tok is None:
+            raise end_of_tokens('";" or "}"')
         last[0] = tok[1]
         return tok
 
     def block(ctx: tuple[str, ...], nested: bool) -> list[dict[str, Any]]:
         parsed: list[dict[str, Any]] = []
         while True:
-            try:
-                token, line, quoted = next(tokens)
-            except StopIteration:
-                if nested:  # the lexer reports unbalanced braces itself; kept as a safety net
-                    raise ConfigError('unexpected end of file, expecting "}"', disp, last[0]) from None
+            tok0 = next(tokens, None)
+            if tok0 is None:
+                if nested or lexed.error is not None:
+                    raise end_of_tokens('"}"')
                 return parsed
+            token, line, quoted = tok0
             last[0] = line
             if token == "}" and not quoted:
                 return parsed
@@ -351,14 +357,32 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, An
             if tok == "{":
                 stmt["block"] = block(_block_ctx(token, ctx), True)
             parsed.append(stmt)
-            parsed.extend(
-                {"directive": "#", "line": line, "args": [], "comment": c} for c in comments
-            )
+            parsed.extend({"directive": "#", "line": line, "args": [], "comment": c} for c in comments)
 
     try:
         return block(ctx, False)
     except NgxParserBaseException as e:
         raise ConfigError(_clean(e.strerror), disp, e.lineno) from e
+
+
+def _lex_file(phys: str) -> Lexed:
+    """The file's tokens: ours, or crossplane's where its external (Lua block) lexers apply.
+
+    Read as crossplane reads it: UTF-8 with replacement characters, universal newlines.
+    """
+    with open(phys, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    if not needs_crossplane(text):
+        return lex_text(text)
+    from crossplane.errors import NgxParserSyntaxError
+    from crossplane.lexer import lex
+
+    tokens: list[Token] = []
+    try:
+        tokens.extend(lex(phys))
+    except NgxParserSyntaxError as e:
+        return Lexed(tokens, (e.strerror, e.lineno or 0))
+    return Lexed(tokens)
 
 
 def _bad_args(name: str, args: list[str]) -> str:
@@ -456,9 +480,7 @@ def split_dump(text: str, name: str = "<stdin>") -> dict[str, str]:
         if current is not None:
             current.append(line)
     if not files:
-        raise ConfigError(
-            "not an `nginx -T` dump: no '# configuration file PATH:' marker found", name
-        )
+        raise ConfigError("not an `nginx -T` dump: no '# configuration file PATH:' marker found", name)
     return {p: "\n".join(lines) + "\n" for p, lines in files.items()}
 
 
