@@ -57,9 +57,9 @@ class _Stop(Exception):
 
 def lex_text(text: str) -> Lexed:
     """Tokens of `text` (already read with universal newlines, as crossplane opens files)."""
-    simple = None if "\\" in text or "${" in text else _lex_simple(text)
+    simple = _lex_simple(text)
     if simple is not None:
-        return _balance(simple)
+        return simple
     tokens: list[Token] = []
     with contextlib.suppress(_Stop):
         _lex_into(text, tokens)
@@ -100,38 +100,52 @@ _SIMPLE = re.compile(
     r"""[^\S\n]*(?:
       (\n)
     | ([{};])
-    | (\#[^\n]*)(?=\n)
-    | ("[^"]*"|'[^']*')
-    | ([^\s{};"'\#][^\s{};]*)(?=[\s{};])
+    | (\#[^\\\n]*(?:\\[^\n][^\\\n]*)*)(?=\n)
+    | ("[^"\\]*(?:\\[^\n][^"\\]*)*"|'[^'\\]*(?:\\[^\n][^'\\]*)*')
+    | ((?:\\[^\n]|[^\s{};"'\#\\])[^\s{};\\]*(?:\\[^\n][^\s{};\\]*)*)(?=[\s;}]|(?<!\$)\{)
     | ([\s\S])
     )""",
     re.X,
 )
-"""The whole grammar of a file without backslashes or `${`, newlines included so one `findall`
-gives every token with its line. Anything it does not cover (an unfinished token at the end,
-trailing blanks) lands in the last group, and the file goes to the general path."""
+"""The grammar of a file in the common case, newlines included so that one `findall` gives every
+token and its line. What it does not cover lands in the last group and sends the file to the
+general path: `${`, a backslash before a newline, an unfinished token at the end of the file,
+trailing blanks."""
 
 
-def _lex_simple(text: str) -> list[Token] | None:
-    """Tokens of a file without backslashes or `${` (nearly every real one), or None."""
+def _lex_simple(text: str) -> Lexed | None:
+    """Tokens and brace error of a file in the common case, or None for the general path."""
     out: list[Token] = []
     append = out.append
     line = 1
+    depth = 0
     for nl, special, comment, quoted, bare, _other in _SIMPLE.findall(text):
         if bare:
             append((bare, line, False))
-        elif special:
-            append((special, line, False))
         elif nl:
             line += 1
+        elif special:
+            if special == "}":
+                depth -= 1
+                if depth < 0:
+                    return Lexed(out, ('unexpected "}"', line))
+            elif special == "{":
+                depth += 1
+            append((special, line, False))
         elif quoted:
-            append((quoted[1:-1], line, True))
+            q = quoted[0]
+            body = quoted[1:-1]
+            if "\\" + q in body:
+                body = body.replace("\\" + q, q)
+            append((body, line, True))
             line += quoted.count("\n")
         elif comment:
             append((comment, line, False))
         else:
             return None
-    return out
+    if depth > 0:
+        return Lexed(out, ('unexpected end of file, expecting "}"', out[-1][1]))
+    return Lexed(out)
 
 
 def _lex_into(text: str, out: list[Token]) -> None:
