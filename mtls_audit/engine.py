@@ -8,7 +8,6 @@ exit 2, because a catalog that silently drops a rule is a gate that silently pas
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -24,7 +23,17 @@ from typing import Any
 
 from .context import CheckContext, CheckFn
 from .errors import RuleFileError
-from .model import Finding, Result, RuleMeta, Severity, Status, Suppression, fingerprint, jsonable
+from .model import (
+    Finding,
+    Result,
+    RuleMeta,
+    Severity,
+    SourceLocation,
+    Status,
+    Suppression,
+    fingerprint,
+    jsonable,
+)
 
 RULE_KEYS = {
     "id": str,
@@ -323,20 +332,24 @@ def to_result(
     evidence: Any = jsonable(dict(f.evidence)) if f.evidence else {}
     location = f.location
     if location is not None and ctx.config is not None and not location.root:
-        location = dataclasses.replace(location, root=ctx.config.loaded.root_dir)
+        # Checks building their own locations may leave the root out; the config knows it.
+        location = SourceLocation(
+            location.file, location.line, location.server_name, location.listen, ctx.config.loaded.root_dir
+        )
+    # Positional: this runs once per result, tens of thousands of times in a large scan.
     return Result(
-        rule_id=rule.id,
-        title=rule.title,
-        severity=f.severity or rule.severity,
-        status=f.status,
-        message=f.message,
-        remediation=rule.remediation,
-        location=location,
-        target=f.target,
-        evidence=evidence,
-        references=rule.references,
-        compliance=rule.compliance,
-        fingerprint=fp,
-        subject=f.subject,
-        suppressed=suppressed,
+        rule.id,
+        rule.title,
+        f.severity or rule.severity,
+        f.status,
+        f.message,
+        rule.remediation,
+        location,
+        f.target,
+        evidence,
+        rule.references,
+        rule.compliance,
+        fp,
+        f.subject,
+        suppressed,
     )

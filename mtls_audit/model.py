@@ -17,6 +17,16 @@ from typing import Any
 SCHEMA_VERSION = "1.0"
 
 
+def _fill(obj: object, values: dict[str, Any]) -> None:
+    """Initialise a frozen dataclass in one step.
+
+    The generated `__init__` of a frozen dataclass calls `object.__setattr__` once per field; for
+    the tens of thousands of findings and results of a large scan that was 5 us per Result, a
+    fifth of the cost of a check. The instance stays frozen: only `__init__` writes its dict.
+    """
+    obj.__dict__.update(values)
+
+
 class Severity(str, enum.Enum):
     """How bad a failing result is; the gate compares against it (`--fail-on`)."""
 
@@ -136,6 +146,28 @@ class Finding:
     severity: Severity | None = None
     """Overrides the rule's default severity where the catalog allows it."""
 
+    def __init__(
+        self,
+        rule_id: str,
+        status: Status,
+        message: str,
+        subject: str,
+        location: SourceLocation | None = None,
+        target: Target | None = None,
+        evidence: Mapping[str, Any] | None = None,
+        severity: Severity | None = None,
+    ) -> None:
+        _fill(self, {
+            "rule_id": rule_id,
+            "status": status,
+            "message": message,
+            "subject": subject,
+            "location": location,
+            "target": target,
+            "evidence": {} if evidence is None else evidence,
+            "severity": severity,
+        })
+
 
 @dataclass(frozen=True)
 class Result:
@@ -155,6 +187,40 @@ class Result:
     fingerprint: str
     subject: str
     suppressed: Suppression | None = None
+
+    def __init__(
+        self,
+        rule_id: str,
+        title: str,
+        severity: Severity,
+        status: Status,
+        message: str,
+        remediation: str,
+        location: SourceLocation | None,
+        target: Target | None,
+        evidence: Mapping[str, Any],
+        references: tuple[str, ...],
+        compliance: Mapping[str, tuple[str, ...]],
+        fingerprint: str,
+        subject: str,
+        suppressed: Suppression | None = None,
+    ) -> None:
+        _fill(self, {
+            "rule_id": rule_id,
+            "title": title,
+            "severity": severity,
+            "status": status,
+            "message": message,
+            "remediation": remediation,
+            "location": location,
+            "target": target,
+            "evidence": evidence,
+            "references": references,
+            "compliance": compliance,
+            "fingerprint": fingerprint,
+            "subject": subject,
+            "suppressed": suppressed,
+        })
 
     @property
     def counts_against_gate(self) -> bool:

@@ -198,7 +198,7 @@ class _Builder:
         if scope is None:
             ctx = srv.context
             scope = f"{ctx.name} block in {ctx.file}" if _holds(ctx, d) else d.file
-            location = SourceLocation(file=d.file, line=d.line)
+            location = SourceLocation(file=d.file, line=d.line, root=srv.root)
         else:
             location = srv.loc(d)
         return FileRef(d, d.args[0], resolve_path(self.prefix, d.args[0]), scope, location)

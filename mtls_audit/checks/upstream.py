@@ -303,7 +303,7 @@ def check_306(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
                 if problem:
                     seen = True
                     yield Finding(rule.id, Status.FAIL, problem, f"map {m.args[1]} {e.name}",
-                                  SourceLocation(e.file, e.line),
+                                  SourceLocation(e.file, e.line, root=cfg.loaded.root_dir),
                                   evidence={"map": m.args[1], "key": e.name})
     if not seen:
         for srv in cfg.servers:

@@ -16,7 +16,6 @@ import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import ConfigError
 from .lexer import Lexed, Token, lex_text, needs_crossplane
@@ -184,7 +183,7 @@ class _Loader:
         self.prefix = prefix
         self.base = os.path.dirname(main)
         self.source = source
-        self.parsed: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        self.parsed: dict[tuple[str, tuple[str, ...]], list[Stmt]] = {}
         self.files: list[str] = []
         self.suppressions: dict[tuple[str, int], list[InlineSuppression]] = {}
         self.count = 0
@@ -192,7 +191,7 @@ class _Loader:
     def display(self, path: str) -> str:
         return _display(path, self.base)
 
-    def parse_file(self, path: str, ctx: tuple[str, ...]) -> list[dict[str, Any]]:
+    def parse_file(self, path: str, ctx: tuple[str, ...]) -> list[Stmt]:
         """The statements of one file, parsed once per context however often it is included."""
         cached = self.parsed.get((path, ctx))
         if cached is not None:
@@ -219,17 +218,15 @@ class _Loader:
 
     def _convert(
         self,
-        stmts: list[dict[str, Any]],
+        stmts: list[Stmt],
         disp: str,
         stack: tuple[str, ...],
         out: list[Directive],
         ctx: tuple[str, ...],
     ) -> None:
-        for s in stmts:
-            name = s["directive"]
-            line = int(s.get("line") or 0)
+        for name, line, args, block in stmts:
             if name == "#":
-                m = SUPPRESS_RE.search(s.get("comment", ""))
+                m = SUPPRESS_RE.search(args[0])
                 if m:
                     ids = tuple(i.strip() for i in m.group("ids").split(","))
                     sup = InlineSuppression(ids, m.group("reason") or "", disp, line)
@@ -238,14 +235,15 @@ class _Loader:
             self.count += 1
             if self.count > MAX_DIRECTIVES:
                 raise ConfigError(f"more than {MAX_DIRECTIVES} directives; refusing", disp, line)
-            args = [str(a) for a in s.get("args", ())]
             if name == "include":
                 self._include(args, disp, line, stack, out, ctx)
                 continue
-            d = Directive(name, args, disp, line)
-            if "block" in s:
+            # A copy per inclusion: the parse is cached, and a file included twice makes two
+            # independent sets of directives.
+            d = Directive(name, list(args), disp, line)
+            if block is not None:
                 d.block = []
-                self._convert(s["block"], disp, stack, d.block, _block_ctx(name, ctx))
+                self._convert(block, disp, stack, d.block, _block_ctx(name, ctx))
             out.append(d)
 
     def _include(
@@ -289,7 +287,11 @@ def _block_ctx(name: str, ctx: tuple[str, ...]) -> tuple[str, ...]:
     return (*ctx, name)
 
 
-def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, Any]]:
+Stmt = tuple[str, int, list[str], "list[Stmt] | None"]
+"""(name, line, args, block) of one parsed statement; a comment is ("#", line, [text], None)."""
+
+
+def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[Stmt]:
     """crossplane's lexer and argument checks for one file, starting in context `ctx`.
 
     `crossplane.parse(single=True)` always starts an included file at the top level, where its
@@ -298,71 +300,89 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[dict[str, An
     the context of the `include` that pulled it in, as Nginx parses it, and the first error stops
     the parse (crossplane's wording, or Nginx's where crossplane has none).
     """
-    from crossplane.analyzer import analyze
     from crossplane.errors import NgxParserBaseException
 
-    lexed = _lex_file(phys)
-    tokens = iter(lexed.tokens)
-    last = [1]
+    parser = _FileParser(phys, disp, _lex_file(phys))
+    try:
+        return parser.block(ctx, False)
+    except NgxParserBaseException as e:
+        raise ConfigError(_clean(e.strerror), disp, e.lineno) from e
 
-    def end_of_tokens(expecting: str) -> ConfigError:
+
+class _FileParser:
+    """Statements from one file's tokens.
+
+    A class rather than closures over each other: nested functions that call themselves form
+    reference cycles, which kept every file's tokens alive until the next garbage collection,
+    and a scan runs with the collector paused.
+    """
+
+    def __init__(self, phys: str, disp: str, lexed: Lexed) -> None:
+        from crossplane.analyzer import analyze
+
+        self.analyze = analyze
+        self.phys = phys
+        self.disp = disp
+        self.error = lexed.error
+        self.tokens = iter(lexed.tokens)
+        self.last = 1
+
+    def end_of_tokens(self, expecting: str) -> ConfigError:
         """What the lexer would raise here: its brace error, else ours for a cut-off file."""
-        if lexed.error is not None:
-            return ConfigError(_clean(lexed.error[0]), disp, lexed.error[1])
-        return ConfigError(f"unexpected end of file, expecting {expecting}", disp, last[0])
+        if self.error is not None:
+            return ConfigError(_clean(self.error[0]), self.disp, self.error[1])
+        return ConfigError(f"unexpected end of file, expecting {expecting}", self.disp, self.last)
 
-    def next_token() -> tuple[str, int, bool]:
-        tok = next(tokens, None)
-        if tok is None:
-            raise end_of_tokens('";" or "}"')
-        last[0] = tok[1]
-        return tok
-
-    def block(ctx: tuple[str, ...], nested: bool) -> list[dict[str, Any]]:
-        parsed: list[dict[str, Any]] = []
+    def block(self, ctx: tuple[str, ...], nested: bool) -> list[Stmt]:
+        parsed: list[Stmt] = []
+        tokens = self.tokens
+        disp = self.disp
         while True:
             tok0 = next(tokens, None)
             if tok0 is None:
-                if nested or lexed.error is not None:
-                    raise end_of_tokens('"}"')
+                if nested or self.error is not None:
+                    raise self.end_of_tokens('"}"')
                 return parsed
             token, line, quoted = tok0
-            last[0] = line
-            if token == "}" and not quoted:
-                return parsed
-            if token.startswith("#") and not quoted:
-                parsed.append({"directive": "#", "line": line, "args": [], "comment": token[1:]})
-                continue
-            if token in ("{", ";") and not quoted:
-                raise ConfigError(f'unexpected "{token}"', disp, line)
-            stmt: dict[str, Any] = {"directive": token, "line": line, "args": []}
+            self.last = line
+            if not quoted:
+                if token == "}":
+                    return parsed
+                if token[0] == "#":
+                    parsed.append(("#", line, [token[1:]], None))
+                    continue
+                if token == "{" or token == ";":
+                    raise ConfigError(f'unexpected "{token}"', disp, line)
+            args: list[str] = []
             comments: list[str] = []
-            tok, _, q = next_token()
-            while tok not in ("{", ";", "}") or q:
-                if tok.startswith("#") and not q:
+            while True:
+                nxt = next(tokens, None)
+                if nxt is None:
+                    raise self.end_of_tokens('";" or "}"')
+                tok, self.last, q = nxt
+                if q:
+                    args.append(tok)
+                elif tok == ";" or tok == "{" or tok == "}":
+                    break
+                elif tok[0] == "#":
                     comments.append(tok[1:])
                 else:
-                    stmt["args"].append(tok)
-                tok, _, q = next_token()
+                    args.append(tok)
             if tok == "}":
                 raise ConfigError(f'directive "{token}" is not terminated by ";"', disp, line)
             if token == "if":
-                _strip_if_parens(stmt["args"])
+                _strip_if_parens(args)
+            stmt = {"directive": token, "line": line, "args": args}
             try:
-                analyze(phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
+                self.analyze(self.phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
             except (TypeError, ValueError, KeyError):
                 # crossplane %-formats the value into its own message, so `ssl on%x;` raised
                 # "%x format: an integer is required" here, without a line number.
-                raise ConfigError(_bad_args(token, stmt["args"]), disp, line) from None
-            if tok == "{":
-                stmt["block"] = block(_block_ctx(token, ctx), True)
-            parsed.append(stmt)
-            parsed.extend({"directive": "#", "line": line, "args": [], "comment": c} for c in comments)
-
-    try:
-        return block(ctx, False)
-    except NgxParserBaseException as e:
-        raise ConfigError(_clean(e.strerror), disp, e.lineno) from e
+                raise ConfigError(_bad_args(token, args), disp, line) from None
+            block = self.block(_block_ctx(token, ctx), True) if tok == "{" else None
+            parsed.append((token, line, args, block))
+            for c in comments:
+                parsed.append(("#", line, [c], None))
 
 
 def _lex_file(phys: str) -> Lexed:
