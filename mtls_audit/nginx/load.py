@@ -1,7 +1,7 @@
 """Load an Nginx configuration into one tree of directives that remember file and line.
 
-crossplane's lexer and argument checks read each file on its own; includes are resolved here, because
-crossplane's own resolution cannot honour `--prefix`, cannot read an `nginx -T` dump, and
+Each file is read once per include context: our lexer (`lexer.py`, crossplane's tokens, faster),
+crossplane's argument checks. Includes are resolved here, because crossplane's own resolution cannot honour `--prefix`, cannot read an `nginx -T` dump, and
 silently ignores include cycles. Nginx resolves a relative include against its conf prefix
 (the main config's folder unless `-p`/`-c` say otherwise), expands globs sorted (glob(3)
 without GLOB_NOSORT), accepts a glob that matches nothing, and refuses a missing explicit file.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import io
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -107,12 +107,6 @@ class _Source:
 
     def __init__(self, files: Mapping[str, str] | None = None) -> None:
         self.dump = files
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._physical: dict[str, str] = {}
-
-    def close(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
     def expand(self, pattern: str) -> list[str]:
         if self.dump is not None:
@@ -141,18 +135,13 @@ class _Source:
             return "permission denied"
         return None
 
-    def physical(self, path: str) -> str:
-        """A path crossplane can open; dump files are written to a private temp dir once."""
-        if self.dump is None:
-            return path
-        if path not in self._physical:
-            if self._tmp is None:
-                self._tmp = tempfile.TemporaryDirectory(prefix="mtls-audit-dump-")
-            phys = os.path.join(self._tmp.name, f"{len(self._physical)}.conf")
-            with open(phys, "w", encoding="utf-8", errors="replace") as f:
-                f.write(self.dump[path])
-            self._physical[path] = phys
-        return self._physical[path]
+    def read(self, path: str) -> str:
+        """The file's text as crossplane reads it: UTF-8 with replacement characters and
+        universal newlines (a dump was split into lines already)."""
+        if self.dump is not None:
+            return self.dump[path]
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
 
 
 def _glob_match(path: str, pattern: str) -> bool:
@@ -198,7 +187,7 @@ class _Loader:
             return cached
         disp = self.display(path)
         try:
-            parsed = _parse_file(self.source.physical(path), disp, ctx)
+            parsed = _parse_file(self.source.read(path), disp, ctx)
         except ConfigError:
             raise
         except RecursionError as e:
@@ -291,7 +280,7 @@ Stmt = tuple[str, int, list[str], "list[Stmt] | None"]
 """(name, line, args, block) of one parsed statement; a comment is ("#", line, [text], None)."""
 
 
-def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[Stmt]:
+def _parse_file(text: str, disp: str, ctx: tuple[str, ...]) -> list[Stmt]:
     """crossplane's lexer and argument checks for one file, starting in context `ctx`.
 
     `crossplane.parse(single=True)` always starts an included file at the top level, where its
@@ -302,7 +291,7 @@ def _parse_file(phys: str, disp: str, ctx: tuple[str, ...]) -> list[Stmt]:
     """
     from crossplane.errors import NgxParserBaseException
 
-    parser = _FileParser(phys, disp, _lex_file(phys))
+    parser = _FileParser(disp, _lex_file(text))
     try:
         return parser.block(ctx, False)
     except NgxParserBaseException as e:
@@ -317,11 +306,10 @@ class _FileParser:
     and a scan runs with the collector paused.
     """
 
-    def __init__(self, phys: str, disp: str, lexed: Lexed) -> None:
+    def __init__(self, disp: str, lexed: Lexed) -> None:
         from crossplane.analyzer import analyze
 
         self.analyze = analyze
-        self.phys = phys
         self.disp = disp
         self.error = lexed.error
         self.tokens = iter(lexed.tokens)
@@ -374,7 +362,7 @@ class _FileParser:
                 _strip_if_parens(args)
             stmt = {"directive": token, "line": line, "args": args}
             try:
-                self.analyze(self.phys, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
+                self.analyze(disp, stmt, tok, ctx, strict=False, check_ctx=False, check_args=True)
             except (TypeError, ValueError, KeyError):
                 # crossplane %-formats the value into its own message, so `ssl on%x;` raised
                 # "%x format: an integer is required" here, without a line number.
@@ -385,21 +373,17 @@ class _FileParser:
                 parsed.append(("#", line, [c], None))
 
 
-def _lex_file(phys: str) -> Lexed:
-    """The file's tokens: ours, or crossplane's where its external (Lua block) lexers apply.
-
-    Read as crossplane reads it: UTF-8 with replacement characters, universal newlines.
-    """
-    with open(phys, encoding="utf-8", errors="replace") as f:
-        text = f.read()
+def _lex_file(text: str) -> Lexed:
+    """The file's tokens: ours, or crossplane's where its external (Lua block) lexers apply."""
     if not needs_crossplane(text):
         return lex_text(text)
     from crossplane.errors import NgxParserSyntaxError
-    from crossplane.lexer import lex
+    from crossplane.lexer import _balance_braces, _lex_file_object
 
+    # crossplane's public lex() only takes a path; its file-object lexer takes any lines.
     tokens: list[Token] = []
     try:
-        tokens.extend(lex(phys))
+        tokens.extend(_balance_braces(_lex_file_object(io.StringIO(text))))
     except NgxParserSyntaxError as e:
         return Lexed(tokens, (e.strerror, e.lineno or 0))
     return Lexed(tokens)
@@ -477,11 +461,7 @@ def load_dump(text: str, prefix: str | None = None, name: str = "<stdin>") -> Lo
     try:
         files = split_dump(text, name)
         main = next(iter(files))
-        source = _Source(files)
-        try:
-            return _load(main, prefix, source)
-        finally:
-            source.close()
+        return _load(main, prefix, _Source(files))
     except ConfigError as e:
         raise _one_line(e) from e
 
@@ -511,8 +491,6 @@ def _load(path: str, prefix: str | None, source: _Source) -> LoadedConfig:
         top = loader.build(path, (), ())
     except RecursionError as e:
         raise ConfigError("configuration nested too deeply", loader.display(path)) from e
-    finally:
-        source.close()
     root = Directive("main", [], loader.display(path), 0, top)
     return LoadedConfig(
         main_file=path,
