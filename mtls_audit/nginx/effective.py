@@ -250,14 +250,24 @@ class Server:
         return f"{self.label} in {self.directive.file}"
 
     @functools.cached_property
-    def _loc_parts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return tuple(n for n in self.names if n), tuple(ls.text for ls in self.listens)
+    def _locs(self) -> dict[int, tuple[Directive, SourceLocation]]:
+        return {}
 
     def loc(self, d: Directive | None = None) -> SourceLocation:
-        """A report location on `d` (default: the server line), with the server's names."""
+        """A report location on `d` (default: the server line), with the server's names.
+
+        One object per directive, shared by every result on it, so the JSON renderer encodes
+        each location once. The cache holds the directive too, so its id cannot be reused.
+        """
         d = d or self.directive
-        names, listens = self._loc_parts
-        return SourceLocation(file=d.file, line=d.line, server_name=names, listen=listens, root=self.root)
+        hit = self._locs.get(id(d))
+        if hit is not None:
+            return hit[1]
+        names = tuple(n for n in self.names if n)
+        listens = tuple(ls.text for ls in self.listens)
+        found = SourceLocation(file=d.file, line=d.line, server_name=names, listen=listens, root=self.root)
+        self._locs[id(d)] = (d, found)
+        return found
 
     def name_line(self) -> Directive:
         return self.directive.first("server_name") or self.directive
