@@ -13,6 +13,8 @@ from report_factory import (
     API_TARGET,
     HOSTILE_DN,
     empty_report,
+    make_report,
+    result,
     sample_report,
     validate_report_json,
 )
@@ -251,5 +253,24 @@ def test_fast_result_lines_equal_plain_json_dumps() -> None:
     from mtls_audit.render.json_ import _result_line, result_dict
 
     cache: dict = {}  # type: ignore[type-arg]
+    locations: dict[int, str] = {}
     for r in sample_report().results:
-        assert _result_line(r, cache) == json.dumps(result_dict(r, raw_evidence=True), default=json_default)
+        expected = json.dumps(result_dict(r, raw_evidence=True), default=json_default)
+        assert _result_line(r, cache, locations) == expected
+        assert _result_line(r, cache, locations) == expected  # from the caches
+
+
+@pytest.mark.parametrize("count", [999, 1000, 1001, 2000, 2500])
+def test_streamed_report_is_valid_at_every_batch_boundary(count: int) -> None:
+    """The writer flushes results a thousand at a time; no count may leave a stray comma."""
+    from mtls_audit.model import SourceLocation
+
+    loc = SourceLocation("conf.d/a.conf", 3, ("a.internal",), ("443 ssl",))
+    results = [
+        result("MTLS101", Status.PASS, f"server s{i}", f"ok {i}", location=loc if i % 2 else None, evidence={"i": i})
+        for i in range(count)
+    ]
+    doc = json.loads(render(make_report(results)))
+    assert len(doc["results"]) == count
+    assert sorted(r["evidence"]["i"] for r in doc["results"]) == list(range(count))
+    validate_report_json(doc)

@@ -61,13 +61,15 @@ def write(report: Report, out: TextIO) -> None:
     rule_parts: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
     locations: dict[int, str] = {}  # by id(): every result (so every location) lives until the end
     batch: list[str] = []
+    sep = ""
     for r in results:
         batch.append(_result_line(r, rule_parts, locations))
         if len(batch) == 1000:
-            out.write(",\n    ".join(batch))
-            out.write(",\n    ")
+            out.write(sep + ",\n    ".join(batch))
+            sep = ",\n    "
             batch.clear()
-    out.write(",\n    ".join(batch) if batch else "")
+    if batch:
+        out.write(sep + ",\n    ".join(batch))
     out.write("\n  ]\n}\n")
 
 
