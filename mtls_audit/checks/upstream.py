@@ -10,6 +10,7 @@ defines its own `proxy_set_header` inherits none of the server-level ones, so th
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -45,8 +46,9 @@ class Path:
             return self.location.setting(name)
         return self.server.upstream.get(name) or Setting((), None, "default")
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        """The path's subject; asked for by every upstream rule, so computed once."""
         where = f"location {self.location.name}" if self.location else "server"
         return f"{self.server.subject} {where} -> {self.directive.args[0] if self.directive.args else '?'}"
 

@@ -90,8 +90,16 @@ class Setting:
         return self.args[0] if self.args else ""
 
 
+_DEFAULT_SETTINGS: dict[tuple[str, int], Setting] = {}
+
+
 def _default(name: str, table: dict[str, tuple[str, ...]]) -> Setting:
-    return Setting(table.get(name, ()), None, "default")
+    """Nginx's default for `name`; one frozen Setting per name (asked for ~40 times a server)."""
+    key = (name, id(table))
+    found = _DEFAULT_SETTINGS.get(key)
+    if found is None:
+        found = _DEFAULT_SETTINGS[key] = Setting(table.get(name, ()), None, "default")
+    return found
 
 
 @dataclass(eq=False)
