@@ -321,8 +321,16 @@ def jsonable(value: Any) -> Any:
     t = type(value)
     if t in _PLAIN_TYPES:
         return value
-    if t is dict and all(type(v) in _PLAIN_TYPES and type(k) is str for k, v in value.items()):
-        return value  # the common case: flat evidence of strings and numbers
+    if t is dict:
+        # The common case, flat evidence of strings and numbers, returned as is (a plain loop:
+        # `all(<generator>)` cost more than the rest of this function).
+        for k, v in value.items():
+            if type(v) not in _PLAIN_TYPES or type(k) is not str:
+                break
+        else:
+            return value
+        return {k if type(k) is str else str(k.value if isinstance(k, enum.Enum) else k): jsonable(v)
+                for k, v in value.items()}
     if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):
         return value
     if isinstance(value, Mapping):
