@@ -9,6 +9,7 @@ the habit we avoid).
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -252,27 +253,41 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         """Counts and the gate verdict, shared by every renderer and the exit code."""
+        counted = self._summary
+        return {**counted, "fail_by_severity": dict(counted["fail_by_severity"])}
+
+    @functools.cached_property
+    def _summary(self) -> dict[str, Any]:
+        """Computed once: the renderers and the exit code each ask, and a large scan holds
+        hundreds of thousands of results (the report is frozen, so the counts cannot change)."""
         counts = {s.value: 0 for s in Status}
         by_sev = {s.value: 0 for s in Severity}
+        suppressed = 0
+        gate = False
+        fail_on = self.fail_on
         for r in self.results:
             counts[r.status.value] += 1
-            if r.status is Status.FAIL and r.suppressed is None:
+            if r.suppressed is not None:
+                suppressed += 1
+            elif r.status is Status.FAIL:
                 by_sev[r.severity.value] += 1
+            if not gate and gate_counts(r, fail_on):
+                gate = True
         return {
             "results": len(self.results),
             "pass": counts["pass"],
             "fail": counts["fail"],
             "error": counts["error"],
             "skipped": counts["skipped"],
-            "suppressed": sum(1 for r in self.results if r.suppressed is not None),
+            "suppressed": suppressed,
             "fail_by_severity": by_sev,
-            "fail_on": self.fail_on,
-            "gate": "fail" if self.gate_fails() else "pass",
+            "fail_on": fail_on,
+            "gate": "fail" if gate else "pass",
         }
 
     def gate_fails(self) -> bool:
         """Exit 1 when a failure reaches `fail_on` or anything errored (probes fail closed)."""
-        return any(gate_counts(r, self.fail_on) for r in self.results)
+        return bool(self._summary["gate"] == "fail")
 
 
 def gate_counts(result: Result, fail_on: str) -> bool:
