@@ -258,6 +258,10 @@ class Server:
         return f"{self.label} in {self.directive.file}"
 
     @functools.cached_property
+    def _loc_parts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(n for n in self.names if n), tuple(ls.text for ls in self.listens)
+
+    @functools.cached_property
     def _locs(self) -> dict[int, tuple[Directive, SourceLocation]]:
         return {}
 
@@ -271,9 +275,8 @@ class Server:
         hit = self._locs.get(id(d))
         if hit is not None:
             return hit[1]
-        names = tuple(n for n in self.names if n)
-        listens = tuple(ls.text for ls in self.listens)
-        found = SourceLocation(file=d.file, line=d.line, server_name=names, listen=listens, root=self.root)
+        names, listens = self._loc_parts
+        found = SourceLocation(d.file, d.line, names, listens, self.root)
         self._locs[id(d)] = (d, found)
         return found
 
