@@ -289,8 +289,12 @@ def trust_index(ctx: CheckContext) -> TrustIndex | None:
 # Helpers
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(when: dt.datetime) -> str:
-    """ISO 8601 in UTC with `Z`, the form every date in evidence uses."""
+    """ISO 8601 in UTC with `Z`, the form every date in evidence uses.
+
+    Cached: the same few certificates' dates go into the evidence of thousands of results.
+    """
     return as_utc(when).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
