@@ -221,12 +221,15 @@ class Server:
     def setting(self, name: str) -> Setting:
         return self.ssl.get(name) or _default(name, SSL_DEFAULTS)
 
-    @property
+    @functools.cached_property
     def verify(self) -> str:
-        """Effective `ssl_verify_client`: off, on, optional or optional_no_ca."""
+        """Effective `ssl_verify_client`: off, on, optional or optional_no_ca.
+
+        Cached (settings are merged before a Server exists): nearly every check asks, per server.
+        """
         return self.setting("ssl_verify_client").value or "off"
 
-    @property
+    @functools.cached_property
     def verifies(self) -> bool:
         return self.verify != "off"
 

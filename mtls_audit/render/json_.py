@@ -58,7 +58,7 @@ def write(report: Report, out: TextIO) -> None:
         out.write(head[:-2] + ',\n  "results": []\n}\n')
         return
     out.write(head[:-2] + ',\n  "results": [\n    ')
-    rule_parts: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
+    rule_parts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
     locations: dict[int, str] = {}  # by id(): every result (so every location) lives until the end
     batch: list[str] = []
     sep = ""
@@ -73,26 +73,26 @@ def write(report: Report, out: TextIO) -> None:
     out.write("\n  ]\n}\n")
 
 
-def _result_line(
-    r: Result, cache: dict[tuple[Any, ...], tuple[str, str, str, str]], locations: dict[int, str]
-) -> str:
+def _result_line(r: Result, cache: dict[tuple[Any, ...], tuple[str, str, str]], locations: dict[int, str]) -> str:
     """`json.dumps(result_dict(r))`, byte for byte, with the rule's constant parts encoded once.
 
     Title, remediation, references and compliance repeat for every result of a rule (hundreds
-    of thousands of times in a large audit); encoding them once per rule halves rendering time.
-    Checks share location objects between the results of a server, so those are encoded once too.
+    of thousands of times in a large audit): they are encoded once per rule, severity and status,
+    into the three runs of text between the per-result values. Checks share location objects
+    between the results of a server, so those are encoded once too. Keys are ids: every result,
+    and so everything it points to, lives until the report is written.
     """
-    key = (r.rule_id, r.title, r.remediation, r.references, id(r.compliance))
+    key = (r.rule_id, id(r.title), id(r.remediation), id(r.references), id(r.compliance), id(r.severity), id(r.status))
     parts = cache.get(key)
     if parts is None:
+        compliance = json.dumps({k: list(v) for k, v in r.compliance.items()})
         parts = cache[key] = (
-            json.dumps(r.title),
-            json.dumps(r.remediation),
-            json.dumps(list(r.references)),
-            json.dumps({k: list(v) for k, v in r.compliance.items()}),
+            f'{{"rule_id": {_encode_str(r.rule_id)}, "title": {json.dumps(r.title)}, '
+            f'"severity": {_VALUES[r.severity]}, "status": {_VALUES[r.status]}, "message": ',
+            f', "remediation": {json.dumps(r.remediation)}, "location": ',
+            f', "references": {json.dumps(list(r.references))}, "compliance": {compliance}, "fingerprint": ',
         )
-    title, remediation, references, compliance = parts
-    enc = _encode_str  # json's own C string encoder: what dumps calls for a str, without its overhead
+    head, middle, tail = parts
     loc = r.location
     if loc is None:
         location = "null"
@@ -102,12 +102,8 @@ def _result_line(
     suppressed = "null" if r.suppressed is None else json.dumps(suppression_dict(r.suppressed))
     evidence = _encode_evidence(r.evidence if type(r.evidence) is dict else dict(r.evidence)) if r.evidence else "{}"
     return (
-        f'{{"rule_id": {enc(r.rule_id)}, "title": {title}, "severity": {_VALUES[r.severity]}, '
-        f'"status": {_VALUES[r.status]}, "message": {enc(r.message)}, "remediation": {remediation}, '
-        f'"location": {location}, "target": {target}, '
-        f'"evidence": {evidence}, "references": {references}, '
-        f'"compliance": {compliance}, "fingerprint": {enc(r.fingerprint)}, '
-        f'"suppressed": {suppressed}}}'
+        f"{head}{_encode_str(r.message)}{middle}{location}, \"target\": {target}, \"evidence\": {evidence}"
+        f'{tail}{_encode_str(r.fingerprint)}, "suppressed": {suppressed}}}'
     )
 
 
