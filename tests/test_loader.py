@@ -204,6 +204,33 @@ def test_argument_errors_in_included_server_files_are_caught(tmp_path: Path) -> 
         load_config(str(main))
 
 
+@pytest.mark.parametrize(
+    ("later", "message"),
+    [
+        ("    ssl_prefer_server_ciphers maybe;", 'invalid value "maybe" in "ssl_prefer_server_ciphers" directive'),
+        ("    ssl_prefer_server_ciphers on off;", 'invalid number of arguments in "ssl_prefer_server_ciphers"'),
+        ("    ssl_prefer_server_ciphers { }", 'directive "ssl_prefer_server_ciphers" is not terminated by ";"'),
+    ],
+)
+def test_an_accepted_statement_shape_does_not_excuse_a_different_one(
+    tmp_path: Path, later: str, message: str
+) -> None:
+    """crossplane's argument check is remembered per statement shape; a flag with a bad value,
+    another count or another terminator after a good one must still be checked."""
+    main = write(
+        tmp_path,
+        {
+            "nginx.conf": (
+                "events {}\nhttp {\n  server {\n    ssl_prefer_server_ciphers on;\n  }\n"
+                f"  server {{\n{later}\n  }}\n}}\n"
+            )
+        },
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(str(main))
+    assert str(exc.value).startswith(f"nginx.conf:7: {message}")
+
+
 def test_missing_semicolon_at_end_of_file_has_a_message(tmp_path: Path) -> None:
     main = write(tmp_path, {"nginx.conf": "events {}\nworker_processes 1\n"})
     with pytest.raises(ConfigError) as exc:

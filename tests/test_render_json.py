@@ -14,10 +14,10 @@ from report_factory import (
     HOSTILE_DN,
     empty_report,
     make_report,
-    result,
     sample_report,
     validate_report_json,
 )
+from report_factory import result as make_result
 
 from mtls_audit.model import FAIL_ON_CHOICES, Severity, Status, sorted_results
 from mtls_audit.render.json_ import render, report_dict
@@ -267,7 +267,7 @@ def test_streamed_report_is_valid_at_every_batch_boundary(count: int) -> None:
 
     loc = SourceLocation("conf.d/a.conf", 3, ("a.internal",), ("443 ssl",))
     results = [
-        result("MTLS101", Status.PASS, f"server s{i}", f"ok {i}", location=loc if i % 2 else None, evidence={"i": i})
+        make_result("MTLS101", Status.PASS, f"server s{i}", f"ok {i}", location=loc if i % 2 else None, evidence={"i": i})
         for i in range(count)
     ]
     doc = json.loads(render(make_report(results)))
