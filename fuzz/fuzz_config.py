@@ -79,22 +79,12 @@ def _lexer_text() -> st.SearchStrategy[str]:
 
 
 def _same_tokens(text: str) -> str:
-    import io
-
-    from crossplane.errors import NgxParserSyntaxError
-    from crossplane.lexer import _balance_braces, _lex_file_object
-
-    from mtls_audit.nginx.lexer import Lexed, lex_text, needs_crossplane
+    from mtls_audit.nginx.lexer import lex_text, needs_crossplane
 
     if needs_crossplane(text):
         return "lua (crossplane's own lexer)"
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    theirs = Lexed([])
-    try:
-        for tok in _balance_braces(_lex_file_object(io.StringIO(text))):
-            theirs.tokens.append(tok)
-    except NgxParserSyntaxError as e:
-        theirs.error = (e.strerror, e.lineno)
+    theirs = fs.crossplane_tokens(text)
     ours = lex_text(text)
     if ours != theirs:
         raise AssertionError(f"lexers differ on {text[:200]!r}: ours {ours} crossplane {theirs}")

@@ -7,13 +7,11 @@ token by token (text, line, quoted) and on the brace error it raises after the l
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 
 import pytest
-from crossplane.errors import NgxParserSyntaxError
-from crossplane.lexer import _balance_braces, _lex_file_object
+from fuzz_support import crossplane_tokens
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,17 +29,6 @@ CI = settings(
     max_examples=1500,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-def crossplane_tokens(text: str) -> Lexed:
-    """crossplane's tokens for `text` read as it reads files (universal newlines)."""
-    tokens = []
-    try:
-        for tok in _balance_braces(_lex_file_object(io.StringIO(text, newline=None))):
-            tokens.append(tok)
-    except NgxParserSyntaxError as e:
-        return Lexed(tokens, (e.strerror, e.lineno))
-    return Lexed(tokens)
 
 
 def ours(text: str) -> Lexed:
