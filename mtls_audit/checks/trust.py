@@ -97,12 +97,13 @@ class FileRef:
     def name(self) -> str:
         return self.directive.name
 
-    @property
+    @functools.cached_property
     def subject(self) -> str:
+        """Asked for by each of the ten file rules; a reference never changes once indexed."""
         return f"{self.name} {self.written} in {self.scope}"
 
     def evidence(self) -> dict[str, object]:
-        return {"directive": self.name, "path": self.written, "resolved": self.path}
+        return {"directive": self.directive.name, "path": self.written, "resolved": self.path}
 
 
 @dataclass
