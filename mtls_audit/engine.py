@@ -329,7 +329,13 @@ def to_result(
                 suppressed = Suppression("inline", s.reason or "suppressed inline")
         if suppressed is None and baseline and fp in baseline:
             suppressed = Suppression("baseline", baseline[fp] or "in baseline")
-    evidence: Any = jsonable(dict(f.evidence)) if f.evidence else {}
+    evidence: Any = {}
+    if f.evidence:
+        # One copy, never shared with the check: jsonable returns flat dicts as they are and
+        # anything it had to convert as a new dict.
+        evidence = jsonable(f.evidence)
+        if evidence is f.evidence:
+            evidence = dict(evidence)
     location = f.location
     if location is not None and ctx.config is not None and not location.root:
         # Checks building their own locations may leave the root out; the config knows it.

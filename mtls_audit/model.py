@@ -331,25 +331,31 @@ def jsonable(value: Any) -> Any:
     """Evidence is free-form; make sure it can be written as JSON (tuples, enums, sets).
 
     A direct walk rather than a dumps/loads round trip: it runs once per result, and a large
-    scan has tens of thousands of results.
+    scan has tens of thousands of results. Flat dicts come back as they are (the caller copies
+    them); dicts and lists holding containers, and lists of any kind, come back as new objects.
+    Plain values are tested inline rather than by a call each: most evidence is a dict of
+    strings with a list of strings or two.
     """
     t = type(value)
     if t in _PLAIN_TYPES:
         return value
+    plain = _PLAIN_TYPES
     if t is dict:
         # The common case, flat evidence of strings and numbers, returned as is (a plain loop:
         # `all(<generator>)` cost more than the rest of this function).
         for k, v in value.items():
-            if type(v) not in _PLAIN_TYPES or type(k) is not str:
+            if type(v) not in plain or type(k) is not str:
                 break
         else:
             return value
-        return {k if type(k) is str else str(k.value if isinstance(k, enum.Enum) else k): jsonable(v)
+        return {k if type(k) is str else _key(k): v if type(v) in plain else jsonable(v)
                 for k, v in value.items()}
+    if t is list or t is tuple:
+        return [v if type(v) in plain else jsonable(v) for v in value]
     if isinstance(value, _PLAIN) and not isinstance(value, enum.Enum):
         return value
     if isinstance(value, Mapping):
-        return {str(k.value if isinstance(k, enum.Enum) else k): jsonable(v) for k, v in value.items()}
+        return {_key(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -359,6 +365,11 @@ def jsonable(value: Any) -> Any:
         except TypeError:
             return sorted(items, key=str)
     return json_default(value)
+
+
+def _key(k: Any) -> str:
+    """A JSON object key: enums by value, anything else as text."""
+    return str(k.value if isinstance(k, enum.Enum) else k)
 
 
 def json_default(o: Any) -> Any:

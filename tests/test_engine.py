@@ -276,3 +276,35 @@ def test_a_crashing_check_fails_the_gate_through_the_cli(tmp_path: Path, fail_on
     assert [r["status"] for r in errors] == ["error"]
     assert "KeyError" in errors[0]["message"]
     assert report["summary"]["gate"] == "fail"
+
+
+def test_result_evidence_is_json_ready_and_never_shared_with_the_check() -> None:
+    """The engine converts evidence once (tuples, sets, enums, non-str keys) and copies it: a
+    check that mutates its evidence dict or list afterwards cannot change a frozen result."""
+    import enum as _enum
+
+    from mtls_audit.engine import to_result
+    from mtls_audit.model import Finding, Severity, jsonable
+
+    rule = load_catalog().rules[0]
+    ctx = CheckContext(config=None)
+    flat = {"a": "x", "n": 1}
+    names = ["s1", "s2"]
+    nested = {"names": names, "pair": ("a", Severity.HIGH), "set": {"b", "a"}, 3: None,
+              Severity.LOW: [("x", 1)], "inner": {"k": ("t",)}}
+    r_flat = to_result(rule, Finding(rule.id, Status.PASS, "m", "s", evidence=flat), ctx)
+    r_nested = to_result(rule, Finding(rule.id, Status.PASS, "m", "s", evidence=nested), ctx)
+    assert r_flat.evidence == flat and r_flat.evidence is not flat
+    assert r_nested.evidence == {"names": ["s1", "s2"], "pair": ["a", "high"], "set": ["a", "b"],
+                                 "3": None, "low": [["x", 1]], "inner": {"k": ["t"]}}
+    assert json.loads(json.dumps(r_nested.evidence)) == r_nested.evidence
+    flat["a"] = "changed"
+    names.append("s3")
+    assert r_flat.evidence["a"] == "x"
+    assert r_nested.evidence["names"] == ["s1", "s2"]
+
+    class Color(_enum.Enum):
+        RED = "red"
+
+    assert jsonable([Color.RED, ("a", [1, {2}])]) == ["red", ["a", [1, [2]]]]
+    assert jsonable(("a", "b")) == ["a", "b"] and type(jsonable(("a",))) is list
