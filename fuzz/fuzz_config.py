@@ -9,9 +9,6 @@ Targets:
              FIFOs and symlink loops next to them, and random scan options
   mutated    the committed fixtures (fixtures/**/*.conf, the nginx -T dump) after byte-level edits
   dump       generated configs fed as an `nginx -T` dump, the way `scan -` reads stdin
-  lexer      mutated fixtures and token soup through our lexer and crossplane's: the tokens,
-             lines and brace error must be the same (mtls_audit/nginx/lexer.py replaces
-             crossplane's lexer for speed and must not change what it reads)
 
 Invariant: a report (every result pointing at a loaded file and line, no "check crashed" error,
 every output format rendering, the JSON one valid against the schema) or an input error whose
@@ -67,30 +64,6 @@ def _files(value: tuple[fs.ConfigCase, Options]) -> Mapping[str, bytes]:
     return {**case.files, "OPTIONS.json": json.dumps(saved).encode()}
 
 
-_SOUP = st.lists(
-    st.sampled_from(list("ab$#{};\"'\\ \n\t") + ["${", "\\\n", "\u00a0", "\x1c", "server", "listen 443 ssl"]),
-    max_size=200,
-).map("".join)
-
-
-def _lexer_text() -> st.SearchStrategy[str]:
-    mutated = st.sampled_from(fs.fixture_corpus()).flatmap(lambda item: fs.mutated(item[1], max_ops=8))
-    return st.one_of(_SOUP, mutated.map(lambda data: data.decode("utf-8", errors="replace")))
-
-
-def _same_tokens(text: str) -> str:
-    from mtls_audit.nginx.lexer import lex_text, needs_crossplane
-
-    if needs_crossplane(text):
-        return "lua (crossplane's own lexer)"
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    theirs = fs.crossplane_tokens(text)
-    ours = lex_text(text)
-    if ours != theirs:
-        raise AssertionError(f"lexers differ on {text[:200]!r}: ours {ours} crossplane {theirs}")
-    return "same tokens" + (" and error" if ours.error else "")
-
-
 def targets(catalog: Catalog) -> dict[str, common.Target]:
     def scan(value: tuple[fs.ConfigCase, Options]) -> str:
         return _scan(value[0], value[1], catalog)
@@ -104,9 +77,6 @@ def targets(catalog: Catalog) -> dict[str, common.Target]:
         "generated": common.Target("generated", st.tuples(fs.config_case(), opts), scan, _files),
         "mutated": common.Target("mutated", st.tuples(_mutated(), opts), scan, _files),
         "dump": common.Target("dump", st.tuples(fs.config_case(with_pki=False), opts), dump, _files),
-        "lexer": common.Target(
-            "lexer", _lexer_text(), _same_tokens, lambda text: {"nginx.conf": text.encode("utf-8", "replace")}
-        ),
     }
 
 
@@ -128,7 +98,7 @@ def replay(folder: Path, catalog: Catalog) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    names = ("generated", "mutated", "dump", "lexer")
+    names = ("generated", "mutated", "dump")
     args = common.parse_args(__doc__.splitlines()[0], names, argv)
     catalog = load_catalog()
     if args.replay:

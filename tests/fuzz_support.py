@@ -1076,20 +1076,3 @@ def save_crash(folder: Path, name: str, files: Mapping[str, bytes], note: str) -
 
 def all_files(paths: Iterable[str]) -> list[str]:
     return [p for p in paths if os.path.isfile(p)]
-
-
-def crossplane_tokens(text: str) -> Any:
-    """crossplane's own tokens and brace error for `text` (universal newlines, as it opens
-    files): the oracle our lexer (mtls_audit/nginx/lexer.py) is held to."""
-    from crossplane.errors import NgxParserSyntaxError
-    from crossplane.lexer import _balance_braces, _lex_file_object
-
-    from mtls_audit.nginx.lexer import Lexed
-
-    lexed = Lexed([])
-    try:
-        for tok in _balance_braces(_lex_file_object(io.StringIO(text, newline=None))):
-            lexed.tokens.append(tok)
-    except NgxParserSyntaxError as e:
-        lexed.error = (e.strerror, e.lineno)
-    return lexed

@@ -421,3 +421,28 @@ def test_dump_temp_files_are_removed_after_loading(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     load_dump(DUMP.read_text(encoding="utf-8"))
     assert os.listdir(tmp_path) == []
+
+
+def test_lua_blocks_use_crossplanes_external_lexer(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "http {\n  server {\n    location / {\n      content_by_lua_block {\n"
+        "        ngx.say('}{;')\n      }\n    }\n  }\n}\n"
+    )
+    loaded = load_config(str(conf))
+    names = [d.name for d in loaded.root.walk()]
+    assert "content_by_lua_block" in names
+
+
+def test_brace_error_is_raised_where_crossplane_raises_it(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("events {}\nhttp {\n  server {\n}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(conf))
+    assert 'expecting "}"' in str(e.value)
+    assert e.value.line == 4
+    conf.write_text("events {}\n}\nhttp {}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(str(conf))
+    assert 'unexpected "}"' in str(e.value)
+    assert e.value.line == 2

@@ -1,10 +1,11 @@
 """Load an Nginx configuration into one tree of directives that remember file and line.
 
-Each file is read once per include context: our lexer (`lexer.py`, crossplane's tokens, faster),
-crossplane's argument checks. Includes are resolved here, because crossplane's own resolution cannot honour `--prefix`, cannot read an `nginx -T` dump, and
-silently ignores include cycles. Nginx resolves a relative include against its conf prefix
-(the main config's folder unless `-p`/`-c` say otherwise), expands globs sorted (glob(3)
-without GLOB_NOSORT), accepts a glob that matches nothing, and refuses a missing explicit file.
+Each file is read once per include context by crossplane's lexer and argument checks.
+Includes are resolved here, because crossplane's own resolution cannot honour `--prefix`,
+cannot read an `nginx -T` dump, and silently ignores include cycles. Nginx resolves a relative
+include against its conf prefix (the main config's folder unless `-p`/`-c` say otherwise),
+expands globs sorted (glob(3) without GLOB_NOSORT), accepts a glob that matches nothing, and
+refuses a missing explicit file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
-from .lexer import Lexed, Token, lex_text, needs_crossplane
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """Refuse bigger files: a real nginx.conf is kilobytes; hundreds of MB is a mistake or an attack."""
@@ -276,6 +276,11 @@ def _block_ctx(name: str, ctx: tuple[str, ...]) -> tuple[str, ...]:
     return (*ctx, name)
 
 
+Token = tuple[str, int, bool]
+"""(text, line, quoted), crossplane's token tuple."""
+Lexed = tuple[list[Token], "tuple[str, int | None] | None"]
+"""A file's tokens, and the (message, line) of the brace error raised after the last of them."""
+
 Stmt = tuple[str, int, list[str], "list[Stmt] | None"]
 """(name, line, args, block) of one parsed statement; a comment is ("#", line, [text], None)."""
 
@@ -315,12 +320,12 @@ class _FileParser:
 
         self.analyze = analyze
         self.disp = disp
-        self.error = lexed.error
-        self.tokens = iter(lexed.tokens)
+        self.tokens = iter(lexed[0])
+        self.error = lexed[1]
         self.last = 1
 
     def end_of_tokens(self, expecting: str) -> ConfigError:
-        """What the lexer would raise here: its brace error, else ours for a cut-off file."""
+        """What the lexer raised after its last token (a brace error), else a cut-off file."""
         if self.error is not None:
             return ConfigError(_clean(self.error[0]), self.disp, self.error[1])
         return ConfigError(f"unexpected end of file, expecting {expecting}", self.disp, self.last)
@@ -385,19 +390,23 @@ class _FileParser:
 
 
 def _lex_file(text: str) -> Lexed:
-    """The file's tokens: ours, or crossplane's where its external (Lua block) lexers apply."""
-    if not needs_crossplane(text):
-        return lex_text(text)
+    """crossplane's own tokens for the file's text (its external Lua-block lexers included),
+    and the brace error it raised after the last of them.
+
+    crossplane's public `lex()` only takes a path, and a dump's files exist only in memory; its
+    file-object lexer is what `lex()` runs on the open file. The tokens are read out before the
+    parse: a generator driven from deep inside the recursive parse would hit the recursion
+    limit itself on a hostile nesting depth, and its error would read as a cut-off file.
+    """
     from crossplane.errors import NgxParserSyntaxError
     from crossplane.lexer import _balance_braces, _lex_file_object
 
-    # crossplane's public lex() only takes a path; its file-object lexer takes any lines.
     tokens: list[Token] = []
     try:
         tokens.extend(_balance_braces(_lex_file_object(io.StringIO(text))))
     except NgxParserSyntaxError as e:
-        return Lexed(tokens, (e.strerror, e.lineno or 0))
-    return Lexed(tokens)
+        return tokens, (e.strerror, e.lineno)
+    return tokens, None
 
 
 def _bad_args(name: str, args: list[str]) -> str:
