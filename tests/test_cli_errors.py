@@ -7,12 +7,14 @@ overwritten.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -187,3 +189,41 @@ def test_console_entry_turns_click_usage_errors_into_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("mtls-audit: error: ")
+
+
+def _module(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run(
+        [sys.executable, "-m", "mtls_audit", *args], capture_output=True, text=True, env=env, timeout=60, **kw
+    )
+
+
+def test_process_exit_flushes_all_stdout_and_keeps_the_exit_code() -> None:
+    """The console entry ends with os._exit (no heap teardown): what was printed must all arrive."""
+    proc = _module("scan", str(FIXTURES_DEMO), "--format", "json")
+    assert proc.returncode == 1  # the demo fails the gate
+    report = json.loads(proc.stdout)
+    assert report["summary"]["gate"] == "fail"
+    assert _module("scan", str(FIXTURES_DEMO), "--fail-on", "never").returncode == 0
+    assert _module("--version").stdout.startswith("mtls-audit, version ")
+    assert _module("--help").returncode == 0
+
+
+def test_reader_closing_the_pipe_gives_exit_1_and_no_traceback(tmp_path: Path) -> None:
+    servers = "".join(
+        f"    server {{ listen {8000 + i} ssl; server_name s{i}.test; ssl_verify_client optional; }}\n" for i in range(100)
+    )
+    main = _write(tmp_path, {"nginx.conf": "events {}\nhttp {\n" + servers + "}\n"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # A report far larger than a pipe's buffer, read for 10 bytes (as `| head -c 10` does).
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mtls_audit", "scan", str(main), "--format", "json", "--show-passed", "--fail-on", "never"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1  # the report did not reach its reader
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
