@@ -8,7 +8,9 @@ included, as a CI user pays them), best of N, with peak RSS of the process:
 * mtls-audit: `python -m mtls_audit scan CONF --no-probe --format json --output X` (load, every
   static rule, and writing the report);
 * gixy-ng: `gixy CONF -f json -o X` from its own venv (it bundles its own crossplane fork),
-  bounded by a timeout.
+  bounded by a timeout;
+* the scan's phases timed inside one process (`phases.py`), beside crossplane.parse in the same
+  process: what the ratio between the first two is made of.
 
     python benchmarks/static_bench.py --servers 2000 20000 --repeat 3
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure
+import phases
 from gen_config import generate
 from venvs import Venv
 
@@ -33,6 +37,7 @@ CROSSPLANE = (
     "assert p['status']=='ok', p['errors'][:1];"
     "print(len(p['config']), sum(len(c['parsed']) for c in p['config']))"
 )
+PHASES = "mtls-audit phases (in-process)"
 SCAN_TIMEOUT = 1800.0
 CROSSPLANE_TIMEOUT = 900.0
 
@@ -95,6 +100,7 @@ def run_size(servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_time
         sc.detail["results"] = summary.get("results")
         sc.detail["fail"] = summary.get("fail")
     out.append(sc)
+    out.append(_phase_breakdown(servers, conf, repeat))
 
     if gixy is None:
         out.append(ToolResult("gixy-ng", servers, unavailable="skipped (--no-gixy)"))
@@ -115,6 +121,18 @@ def run_size(servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_time
                 gx.detail["issues"] = "unparsable output"
         out.append(gx)
     return out
+
+
+def _phase_breakdown(servers: int, conf: Path, repeat: int) -> ToolResult:
+    """Where the scan's time goes (`phases.py`): the profile behind the ratio to crossplane."""
+    res = ToolResult(PHASES, servers)
+    try:
+        res.detail = phases.measure(str(conf), repeat)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as e:
+        res.unavailable = f"failed: {str(e)[:200]}"
+        return res
+    res.wall = sum(res.detail[k] for k in phases.PHASES)
+    return res
 
 
 def run_static(
