@@ -358,6 +358,23 @@ def test_split_dump_keeps_paths_contents_and_line_numbers() -> None:
     assert "syntax is ok" not in "".join(files.values())
 
 
+@pytest.mark.parametrize("odd", ["\x0c", "\x0b", "\x1c", "\x85", "\u2028", "\u2029"])
+def test_dump_breaks_lines_where_a_file_on_disk_does(tmp_path: Path, odd: str) -> None:
+    """A form feed or U+2028 inside a comment is not a line break: the rest stays a comment."""
+    text = f"events {{}}\n# before{odd}ssl_verify_client off;\nhttp {{\n    server {{ listen 80; }}\n}}\n"
+    (tmp_path / "nginx.conf").write_text(text, encoding="utf-8", newline="")
+    on_disk = [(d.name, d.args, d.line) for d in load_config(str(tmp_path / "nginx.conf")).root.walk()]
+    dumped = load_dump(f"# configuration file {tmp_path}/nginx.conf:\n{text}")
+    assert [(d.name, d.args, d.line) for d in dumped.root.walk()] == on_disk
+    assert [d.name for d in dumped.root.walk()] == ["events", "http", "server", "listen"]
+    assert dumped.root.walk().__next__().file == "nginx.conf"
+
+
+def test_dump_accepts_crlf_and_keeps_line_numbers() -> None:
+    dumped = load_dump("# configuration file /etc/nginx/nginx.conf:\r\nevents {}\r\n\r\nhttp {}\r\n")
+    assert [(d.name, d.line) for d in dumped.root.walk()] == [("events", 1), ("http", 3)]
+
+
 def test_dump_directives_carry_original_paths_and_lines() -> None:
     cfg = load_dump(DUMP.read_text(encoding="utf-8"))
     assert cfg.main_file == "/etc/nginx/nginx.conf"

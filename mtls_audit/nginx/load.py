@@ -487,10 +487,18 @@ def load_dump(text: str, prefix: str | None = None, name: str = "<stdin>") -> Lo
 
 
 def split_dump(text: str, name: str = "<stdin>") -> dict[str, str]:
-    """Split an `nginx -T` dump into {path: content}, keeping each file's own line numbers."""
+    """Split an `nginx -T` dump into {path: content}, keeping each file's own line numbers.
+
+    Lines end where they end in a file read from disk (universal newlines, as crossplane opens
+    files): `str.splitlines` also breaks at form feeds, vertical tabs, U+2028 and others, which
+    turned the rest of a comment into a directive and shifted every line number after it.
+    """
     files: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in text.splitlines():
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line starts no line of its own
+    for line in lines:
         m = DUMP_MARKER_RE.match(line)
         if m:
             path = os.path.normpath(m.group("path").strip())
