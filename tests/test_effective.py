@@ -294,6 +294,23 @@ def test_default_server_is_the_first_on_the_socket_when_none_is_flagged(tmp_path
     assert cfg.default_server("http", "*:9999") is None
 
 
+def test_servers_on_socket_counts_each_server_once(tmp_path: Path) -> None:
+    cfg = effective(
+        tmp_path,
+        "http {\n"
+        "    server { listen 443 ssl; listen 0.0.0.0:443 ssl; server_name twice.test; }\n"
+        "    server { listen 443 ssl; server_name other.test; }\n"
+        "    server { listen 8443 ssl; server_name alone.test; }\n"
+        "}\n"
+        "stream {\n    server { listen 443 ssl; proxy_pass 127.0.0.1:1; }\n}\n",
+    )
+    assert len(cfg.sockets[("http", "*:443")]) == 3  # `443` and `0.0.0.0:443` are one socket
+    assert cfg.servers_on_socket("http", "*:443") == 2
+    assert cfg.servers_on_socket("http", "*:8443") == 1
+    assert cfg.servers_on_socket("stream", "*:443") == 1  # another protocol's socket table
+    assert cfg.servers_on_socket("http", "*:9999") == 0
+
+
 # ---------------------------------------------------------------- --require-mtls scope
 
 

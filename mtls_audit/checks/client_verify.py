@@ -279,7 +279,7 @@ def check_106(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
     if cfg is None:
         return
     for (kind, socket), entries in cfg.sockets.items():
-        if kind != "http" or len({id(s) for s, _ in entries}) < 2:
+        if kind != "http" or cfg.servers_on_socket(kind, socket) < 2:
             continue
         default = cfg.default_server(kind, socket)
         if default is None:
@@ -338,10 +338,7 @@ def check_107(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
     for srv in cfg.servers:
         if not srv.verifies:
             continue
-        shared = [
-            ls for ls in srv.listens
-            if len({id(s) for s, _ in cfg.sockets.get((srv.kind, ls.socket), [])}) > 1
-        ]
+        shared = [ls for ls in srv.listens if cfg.servers_on_socket(srv.kind, ls.socket) > 1]
         if not shared:
             continue
         at = shared[0].directive

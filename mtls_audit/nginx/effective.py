@@ -309,11 +309,26 @@ class EffectiveConfig:
 
     def default_server(self, kind: str, socket: str) -> Server | None:
         """The `default_server` on a socket, or the first server listed there (Nginx's rule)."""
-        entries = self.sockets.get((kind, socket), [])
-        for srv, ls in entries:
-            if ls.default_server:
-                return srv
-        return entries[0][0] if entries else None
+        found = self._socket_index.get((kind, socket))
+        return found[0] if found is not None else None
+
+    def servers_on_socket(self, kind: str, socket: str) -> int:
+        """How many distinct servers listen on a socket (one server may list it twice)."""
+        found = self._socket_index.get((kind, socket))
+        return found[1] if found is not None else 0
+
+    @functools.cached_property
+    def _socket_index(self) -> dict[tuple[str, str], tuple[Server, int]]:
+        """(kind, socket) -> (default server, distinct servers), built once for every check.
+
+        Checks ask per server; answering from the socket's entry list each time was quadratic in
+        the servers sharing a socket (hundreds of virtual hosts on :443 are the usual case).
+        """
+        index: dict[tuple[str, str], tuple[Server, int]] = {}
+        for key, entries in self.sockets.items():
+            default = next((srv for srv, ls in entries if ls.default_server), entries[0][0])
+            index[key] = (default, len({id(srv) for srv, _ in entries}))
+        return index
 
     def in_scope(self, server: Server, patterns: tuple[str, ...]) -> bool:
         """`--require-mtls`: a server_name glob, or `:port` matching a listen port."""
