@@ -33,6 +33,7 @@ import live_bench
 import live_nginx
 import measure
 import phases
+import scaling
 import startup_bench
 import static_bench
 import venvs
@@ -173,6 +174,22 @@ def phase_row(n: int, ph: static_bench.ToolResult) -> Row:
         "",
         "",
     )
+
+
+def scaling_rows(res: dict[str, Any]) -> list[Row]:
+    """One row: the worst growth of any phase or rule on the layouts built to expose quadratic work."""
+    factor = res["factor"]
+    name, growth = scaling.worst(res)
+    bad = scaling.findings(res)
+    return [
+        (
+            f"static scaling {_k(res['small'])} -> {_k(res['small'] * factor)} servers, adversarial layouts"
+            f" ({', '.join(res['layouts'])})",
+            f"worst phase or rule: x{growth:.1f} ({name})" + (f"; over x{2 * factor}: {'; '.join(bad)}" if bad else ""),
+            f"<= x{2 * factor} (no quadratic work)",
+            _met(not bad),
+        )
+    ]
 
 
 def _cpu_ratio(a: float | None, b: float | None) -> str:
@@ -416,7 +433,10 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3, help="static and live runs per measure (best of)")
     ap.add_argument(
-        "--sections", nargs="+", choices=("static", "live", "startup"), default=["static", "live", "startup"]
+        "--sections",
+        nargs="+",
+        choices=("static", "scaling", "live", "startup"),
+        default=["static", "scaling", "live", "startup"],
     )
     ap.add_argument("--no-gixy", action="store_true", help="skip gixy-ng")
     ap.add_argument("--no-sslyze", action="store_true", help="skip sslyze")
@@ -454,6 +474,8 @@ def main() -> int:
             sslyze_short_timeout=None if args.quick else 1,
         )
         results["live"] = live
+    if "scaling" in args.sections:
+        results["scaling"] = scaling.run_scaling(1000, 4)
     if "startup" in args.sections:
         print("start-up ...", file=sys.stderr, flush=True)
         startup = startup_bench.run_startup(5)
@@ -481,6 +503,8 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
         rows += static_rows([static_bench.ToolResult(**r) for r in results["static"]])
     if "live" in results:
         rows += live_rows(results["live"])
+    if "scaling" in results:
+        rows += scaling_rows(results["scaling"])
     if "startup" in results:
         rows += startup_rows(results["startup"])
     return rows
