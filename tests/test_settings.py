@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ SCOPED = FIXTURES / "MTLS103" / "fire_scope_by_name.conf"
 
 def _scan(tmp_path: Path, *args: str) -> tuple[int, dict[str, object] | None, str]:
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    with _fresh_dir(tmp_path):
         for name, text in _files.items():
             Path(name).write_text(text, encoding="utf-8")
         res = runner.invoke(cli, [*args[:1], "scan", str(SCOPED), "--format", "json", *args[1:]])
@@ -25,6 +27,12 @@ def _scan(tmp_path: Path, *args: str) -> tuple[int, dict[str, object] | None, st
 
 
 _files: dict[str, str] = {}
+
+
+def _fresh_dir(tmp_path: Path) -> contextlib.chdir[Path]:
+    """A new empty working folder under tmp_path (the settings file is looked up from the cwd)."""
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    return contextlib.chdir(folder)
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +57,7 @@ def test_settings_file_sets_scope_and_gate(tmp_path: Path) -> None:
 def test_pyproject_table_is_read(tmp_path: Path) -> None:
     _files["pyproject.toml"] = '[project]\nname = "x"\n[tool.mtls-audit]\nrequire-mtls = ["api.*"]\n'
     runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
+    with _fresh_dir(tmp_path):
         Path("pyproject.toml").write_text(_files["pyproject.toml"], encoding="utf-8")
         res = runner.invoke(cli, ["scan", str(SCOPED), "--format", "json"])
     assert "MTLS103" in _fails(json.loads(res.stdout))
