@@ -90,6 +90,44 @@ def _once(conf: str) -> dict[str, Any]:
     return got
 
 
+def _calls(conf: str) -> dict[str, Any]:
+    """Python function calls (cProfile's count) of crossplane.parse and of the scan's phases.
+
+    Wall time at 10x the servers also pays for a 10x heap (cache and TLB misses, page faults),
+    which moves from run to run on a shared machine; the number of calls does not. If the scan
+    makes 10x the calls for 10x the servers, as crossplane.parse does, its work is linear and any
+    excess in the time is the memory hierarchy, not the algorithm.
+    """
+    import cProfile
+    import pstats
+
+    gc.disable()
+    import crossplane
+
+    prof = cProfile.Profile()
+    prof.runcall(crossplane.parse, conf)
+    cp_calls = pstats.Stats(prof).total_calls  # type: ignore[attr-defined]
+    prof = cProfile.Profile()
+    with tempfile.TemporaryDirectory(prefix="mtls-bench-calls-") as tmp:
+        got = prof.runcall(_phases, conf, tmp)
+    return {
+        "crossplane_calls": cp_calls,
+        "scan_calls": pstats.Stats(prof).total_calls,  # type: ignore[attr-defined]
+        "results": got["results"],
+    }
+
+
+def count_calls(conf: str) -> dict[str, Any]:
+    """`_calls` in a fresh process, so imports and module caches start cold as in a CLI run."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, __file__, conf, "--calls"], capture_output=True, text=True, check=True, timeout=3600
+    )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
 def measure(conf: str, repeat: int) -> dict[str, Any]:
     """Best of `repeat` fresh processes, phase by phase (module caches die with each process)."""
     import subprocess
@@ -110,8 +148,12 @@ def main() -> None:
     ap.add_argument("conf")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--calls", action="store_true", help="count function calls (cProfile) instead of timing")
     args = ap.parse_args()
-    out = _once(args.conf) if args.once else measure(args.conf, args.repeat)
+    if args.calls:
+        out = _calls(args.conf)
+    else:
+        out = _once(args.conf) if args.once else measure(args.conf, args.repeat)
     json.dump(out, sys.stdout)
     print()
 

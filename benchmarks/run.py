@@ -41,6 +41,8 @@ import venvs
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
 START_MARK, END_MARK = "<!-- results:start -->", "<!-- results:end -->"
+PROJECT_README = HERE.parent / "README.md"
+SUMMARY_START, SUMMARY_END = "<!-- benchmark-summary:start -->", "<!-- benchmark-summary:end -->"
 
 TARGET_SCAN_VS_CROSSPLANE = 1.3
 TARGET_GIXY_VS_SCAN = 8.0
@@ -80,7 +82,7 @@ def static_rows(results: list[static_bench.ToolResult]) -> list[Row]:
     by: dict[tuple[str, int], static_bench.ToolResult] = {(r.tool, r.servers): r for r in results}
     sizes = sorted({r.servers for r in results})
     for n in sizes:
-        for r in (x for x in results if x.servers == n and x.tool != static_bench.PHASES):
+        for r in (x for x in results if x.servers == n and x.tool not in (static_bench.PHASES, static_bench.CALLS)):
             if r.unavailable:
                 rows.append((f"static {_k(n)}: {r.tool}", r.unavailable, "", "n/a"))
                 continue
@@ -148,7 +150,30 @@ def static_rows(results: list[static_bench.ToolResult]) -> list[Row]:
                     _met(growth <= scale * LINEAR_SLACK) if is_ours else "",
                 )
             )
+        rows += calls_rows(by.get((static_bench.CALLS, n0)), by.get((static_bench.CALLS, n1)), n0, n1)
     return rows
+
+
+def calls_rows(a: static_bench.ToolResult | None, b: static_bench.ToolResult | None, n0: int, n1: int) -> list[Row]:
+    """Growth of the work itself: function calls do not move with the heap or the neighbours."""
+    if not (a and b):
+        return []
+    label = f"static growth {_k(n0)} -> {_k(n1)}: Python function calls (cProfile)"
+    if a.unavailable or b.unavailable:
+        return [(label, a.unavailable or b.unavailable or "", "", "n/a")]
+    scale = n1 / n0
+    ours = b.detail["scan_calls"] / a.detail["scan_calls"]
+    theirs = b.detail["crossplane_calls"] / a.detail["crossplane_calls"]
+    return [
+        (
+            label,
+            f"mtls-audit x{ours:.2f} ({a.detail['scan_calls']:,} -> {b.detail['scan_calls']:,});"
+            f" crossplane.parse x{theirs:.2f} ({a.detail['crossplane_calls']:,} ->"
+            f" {b.detail['crossplane_calls']:,}) for x{scale:.0f} servers",
+            f"<= x{scale * LINEAR_SLACK:.0f} (linear)",
+            _met(ours <= scale * LINEAR_SLACK),
+        )
+    ]
 
 
 def phase_row(n: int, ph: static_bench.ToolResult) -> Row:
@@ -408,14 +433,34 @@ def environment() -> dict[str, Any]:
     }
 
 
-def update_readme(md: str) -> None:
-    text = README.read_text(encoding="utf-8")
-    if START_MARK not in text or END_MARK not in text:
-        print(f"{README}: no {START_MARK} ... {END_MARK} markers; not updated", file=sys.stderr)
+def _replace_block(path: Path, start: str, end: str, md: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        print(f"{path}: no {start} ... {end} markers; not updated", file=sys.stderr)
         return
-    head, rest = text.split(START_MARK, 1)
-    _, tail = rest.split(END_MARK, 1)
-    README.write_text(f"{head}{START_MARK}\n{md}\n{END_MARK}{tail}", encoding="utf-8")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{md}\n{end}{tail}", encoding="utf-8")
+
+
+def update_readme(md: str, summary: str | None = None) -> None:
+    """The full table into benchmarks/README.md; the rows with a target into the project README."""
+    _replace_block(README, START_MARK, END_MARK, md)
+    if summary is not None:
+        _replace_block(PROJECT_README, SUMMARY_START, SUMMARY_END, summary)
+
+
+def render_summary(results: dict[str, Any]) -> str:
+    """The project README's excerpt: the command, the machine, and every row that has a target."""
+    env = results["environment"]
+    rows = [r for r in table_rows(results) if r[2]]
+    return "\n\n".join(
+        (
+            f"Measured with `{results['command']}` on {env['cpus']} CPUs, {env['date']}"
+            " (every figure and the machine: `benchmarks/README.md`).",
+            table(rows),
+        )
+    )
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -440,6 +485,7 @@ def main() -> int:
     )
     ap.add_argument("--no-gixy", action="store_true", help="skip gixy-ng")
     ap.add_argument("--no-sslyze", action="store_true", help="skip sslyze")
+    ap.add_argument("--no-calls", action="store_true", help="skip the function-call count (cProfile, slow)")
     ap.add_argument("--gixy-timeout", type=float, default=600.0, help="seconds per gixy-ng run")
     ap.add_argument("--update-readme", action="store_true", help="write the table into benchmarks/README.md")
     ap.add_argument("--from-results", metavar="JSON", help="measure nothing: print the table of a saved results.json")
@@ -448,7 +494,7 @@ def main() -> int:
         saved = json.loads(Path(args.from_results).read_text(encoding="utf-8"))
         md = render(saved)
         if args.update_readme:
-            update_readme(md)
+            update_readme(md, render_summary(saved))
         print(md)
         return 0
     if any(n < 1 for n in args.servers) or args.endpoints < 12:
@@ -462,7 +508,7 @@ def main() -> int:
         gixy = None if args.no_gixy else venvs.ensure("gixy-ng", "gixy-ng")
         sizes = sorted(set(args.servers))
         repeat_for = {n: (1 if args.quick and n >= 20000 else args.repeat) for n in sizes}
-        static = static_bench.run_static(sizes, repeat_for, gixy, args.gixy_timeout)
+        static = static_bench.run_static(sizes, repeat_for, gixy, args.gixy_timeout, not args.no_calls)
         results["static"] = [r.as_dict() for r in static]
     if "live" in args.sections:
         sslyze = None if args.no_sslyze else venvs.ensure("sslyze", "sslyze")
@@ -491,7 +537,7 @@ def main() -> int:
     (measure.OUT / f"results-{'quick' if args.quick else 'full'}.json").write_text(text, encoding="utf-8")
     (measure.OUT / "results.md").write_text(md + "\n", encoding="utf-8")
     if args.update_readme:
-        update_readme(md)
+        update_readme(md, render_summary(results))
     print(md)
     print(f"\n(written: {measure.OUT / 'results.json'}, {measure.OUT / 'results.md'})")
     return 0

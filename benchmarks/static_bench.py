@@ -10,7 +10,10 @@ included, as a CI user pays them), best of N, with peak RSS of the process:
 * gixy-ng: `gixy CONF -f json -o X` from its own venv (it bundles its own crossplane fork),
   bounded by a timeout;
 * the scan's phases timed inside one process (`phases.py`), beside crossplane.parse in the same
-  process: what the ratio between the first two is made of.
+  process: what the ratio between the first two is made of;
+* the Python function calls of crossplane.parse and of the scan (`phases.py --calls`, cProfile):
+  their growth from one size to the next is the growth of the work, without the heap's effect on
+  wall time (`--no-calls` skips it: it runs the scan under a profiler, 15 s at 2,000 servers).
 
     python benchmarks/static_bench.py --servers 2000 20000 --repeat 3
 """
@@ -38,6 +41,7 @@ CROSSPLANE = (
     "print(len(p['config']), sum(len(c['parsed']) for c in p['config']))"
 )
 PHASES = "mtls-audit phases (in-process)"
+CALLS = "function calls (cProfile)"
 SCAN_TIMEOUT = 1800.0
 CROSSPLANE_TIMEOUT = 900.0
 
@@ -79,7 +83,9 @@ def _measure(tool: str, servers: int, cmd: list[str], repeat: int, timeout: floa
     return res
 
 
-def run_size(servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_timeout: float) -> list[ToolResult]:
+def run_size(
+    servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_timeout: float, count_calls: bool = True
+) -> list[ToolResult]:
     """All tools on one generated tree of ``servers`` server blocks."""
     conf = generate(work / f"tree-{servers}", servers)
     n_files = len(list((conf.parent / "conf.d").glob("*.conf"))) + 1
@@ -101,6 +107,8 @@ def run_size(servers: int, repeat: int, gixy: Venv | None, work: Path, gixy_time
         sc.detail["fail"] = summary.get("fail")
     out.append(sc)
     out.append(_phase_breakdown(servers, conf, repeat))
+    if count_calls:
+        out.append(_call_count(servers, conf))
 
     if gixy is None:
         out.append(ToolResult("gixy-ng", servers, unavailable="skipped (--no-gixy)"))
@@ -135,14 +143,29 @@ def _phase_breakdown(servers: int, conf: Path, repeat: int) -> ToolResult:
     return res
 
 
+def _call_count(servers: int, conf: Path) -> ToolResult:
+    """Function calls of crossplane.parse and of the scan (`phases.py --calls`): the growth of
+    work, free of the run-to-run noise of wall time."""
+    res = ToolResult(CALLS, servers)
+    try:
+        res.detail = phases.count_calls(str(conf))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as e:
+        res.unavailable = f"failed: {str(e)[:200]}"
+    return res
+
+
 def run_static(
-    sizes: list[int], repeat_for: dict[int, int], gixy: Venv | None, gixy_timeout: float = 600.0
+    sizes: list[int],
+    repeat_for: dict[int, int],
+    gixy: Venv | None,
+    gixy_timeout: float = 600.0,
+    count_calls: bool = True,
 ) -> list[ToolResult]:
     results: list[ToolResult] = []
     with tempfile.TemporaryDirectory(prefix="mtls-bench-static-") as tmp:
         for n in sizes:
             print(f"static: {n} servers ...", file=sys.stderr, flush=True)
-            results += run_size(n, repeat_for.get(n, 3), gixy, Path(tmp), gixy_timeout)
+            results += run_size(n, repeat_for.get(n, 3), gixy, Path(tmp), gixy_timeout, count_calls)
     return results
 
 
@@ -152,13 +175,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-gixy", action="store_true", help="skip gixy-ng")
     ap.add_argument("--gixy-timeout", type=float, default=600.0)
+    ap.add_argument("--no-calls", action="store_true", help="skip counting function calls (cProfile, slow)")
     args = ap.parse_args()
     gixy = None
     if not args.no_gixy:
         import venvs
 
         gixy = venvs.ensure("gixy-ng", "gixy-ng")
-    rows = run_static(args.servers, {n: args.repeat for n in args.servers}, gixy, args.gixy_timeout)
+    rows = run_static(
+        args.servers, {n: args.repeat for n in args.servers}, gixy, args.gixy_timeout, not args.no_calls
+    )
     print(f"{'tool':<30} {'servers':>8} {'best s':>8} {'peak MB':>8}  note")
     for r in rows:
         wall = f"{r.wall:.2f}" if r.wall is not None else "-"
