@@ -159,8 +159,11 @@ def check_303(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
         if p.setting(f"{p.module}_ssl_verify").value != "on":
             continue
         name = p.setting(f"{p.module}_ssl_name")
-        if name.directive is not None or "$" in p.host:
-            yield p.finding(rule, Status.PASS, "the upstream name to verify is explicit", name.directive)
+        if name.directive is not None:
+            yield _explicit_name(p, rule, name)
+            continue
+        if "$" in p.host:
+            yield p.finding(rule, Status.PASS, "the upstream name is computed at run time", name.directive)
             continue
         kind = "stream" if p.server.kind == "stream" else "http"
         if _is_ip(p.host):
@@ -176,6 +179,36 @@ def check_303(ctx: CheckContext, rule: RuleMeta) -> Iterable[Finding]:
             "(502) or someone works around it by turning verification off",
             host=p.host,
         )
+
+
+def _explicit_name(p: Path, rule: RuleMeta, name: Setting) -> Finding:
+    """An explicit `*_ssl_name` that differs from the address connected to needs SNI.
+
+    The connect address (an IP, a group's servers) then does not say which site is wanted: without
+    `*_ssl_server_name on` (off is Nginx's default) an upstream holding several certificates
+    presents its default one, the name check fails with 502 for every site but that one, and the
+    usual "fix" is turning verification off. A name equal to the pass host is not flagged: that
+    is plain single-site proxying, where the default certificate is the right one.
+    """
+    value = name.value or ""
+    sni = p.setting(f"{p.module}_ssl_server_name")
+    why = (
+        "sent as SNI" if sni.value == "on"
+        else "computed at run time" if "$" in value
+        else "an IP address, never sent as SNI" if _is_ip(value)
+        else "the host connected to" if value.lower() == p.host.lower()
+        else ""
+    )
+    if why:
+        return p.finding(rule, Status.PASS, f"the upstream name to verify is explicit ({value}: {why})", name.directive)
+    at = sni.directive or name.directive
+    return p.finding(
+        rule, Status.FAIL,
+        f"{p.module}_ssl_name {value} is verified but not sent as SNI ({p.module}_ssl_server_name off) while "
+        f"connecting to {p.host}: an upstream with several certificates presents its default one, and "
+        "verification fails (502) for every name but that one",
+        at, host=p.host, ssl_name=value, ssl_server_name=sni.value or "off",
+    )
 
 
 def _identity_headers(arrays: dict[str, list[Directive]], module: str) -> dict[str, Directive]:
