@@ -6,7 +6,7 @@ The main benchmark tree spreads servers over many sockets and 50 servers a file,
 quadratic in the servers of one socket, the files of a tree or the groups of an upstream barely
 shows there (MTLS107 and the loader's file list were). Each layout here is written at `--small`
 servers and at `--factor` times that, and each phase and rule is timed in a fresh process at both
-sizes; anything that grows by more than twice the factor is reported (small timings below 20 ms
+sizes (best of `--repeat`); anything that grows by more than twice the factor is reported (small timings below 20 ms
 are not judged: they are noise on a shared machine).
 
 Layouts:
@@ -114,14 +114,21 @@ def timings(conf: Path) -> dict[str, float]:
     return result
 
 
-def run_scaling(small: int, factor: int) -> dict[str, Any]:
+def best_timings(conf: Path, repeat: int) -> dict[str, float]:
+    """Each phase and rule at its best of `repeat` fresh processes: a single 20 ms timing on a
+    shared machine can double, which read as x8 growth where there was x3 (MTLS106, MTLS303)."""
+    runs = [timings(conf) for _ in range(repeat)]
+    return {k: min(r[k] for r in runs) for k in runs[0]}
+
+
+def run_scaling(small: int, factor: int, repeat: int = 3) -> dict[str, Any]:
     """Per layout, per phase and rule: seconds at both sizes and the growth."""
-    out: dict[str, Any] = {"small": small, "factor": factor, "layouts": {}}
+    out: dict[str, Any] = {"small": small, "factor": factor, "repeat": repeat, "layouts": {}}
     with tempfile.TemporaryDirectory(prefix="mtls-bench-scaling-") as tmp:
         for name, make in LAYOUTS.items():
             print(f"scaling: {name} ...", file=sys.stderr, flush=True)
-            a = timings(make(Path(tmp) / f"{name}-{small}", small))
-            b = timings(make(Path(tmp) / f"{name}-{small * factor}", small * factor))
+            a = best_timings(make(Path(tmp) / f"{name}-{small}", small), repeat)
+            b = best_timings(make(Path(tmp) / f"{name}-{small * factor}", small * factor), repeat)
             out["layouts"][name] = {k: {"small": round(a[k], 4), "large": round(b[k], 4)} for k in a}
     return out
 
@@ -153,8 +160,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=1000)
     ap.add_argument("--factor", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3, help="fresh processes per size (best of)")
     args = ap.parse_args()
-    res = run_scaling(args.small, args.factor)
+    res = run_scaling(args.small, args.factor, args.repeat)
     big = args.small * args.factor
     print(f"{'layout':<16} {'phase or rule':<18} {args.small:>8} {big:>8}  growth")
     for layout, items in res["layouts"].items():
