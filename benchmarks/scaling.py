@@ -5,9 +5,9 @@
 The main benchmark tree spreads servers over many sockets and 50 servers a file, so work that is
 quadratic in the servers of one socket, the files of a tree or the groups of an upstream barely
 shows there (MTLS107 and the loader's file list were). Each layout here is written at `--small`
-servers and at `--factor` times that, and each phase and rule is timed in a fresh process at both
-sizes (best of `--repeat`); anything that grows by more than twice the factor is reported (small timings below 20 ms
-are not judged: they are noise on a shared machine).
+servers and at `--factor` times that, and each phase and rule is timed in fresh processes at both
+sizes (best of `--repeat`); anything that grows by more than twice the factor is reported (small
+timings below 20 ms are not judged: they are noise on a shared machine).
 
 Layouts:
 - one_socket: every server on `listen 443 ssl` and `listen 80`, three postures, three upstreams;

@@ -25,6 +25,7 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,27 +132,28 @@ def run_size(
     return out
 
 
-def _phase_breakdown(servers: int, conf: Path, repeat: int) -> ToolResult:
-    """Where the scan's time goes (`phases.py`): the profile behind the ratio to crossplane."""
-    res = ToolResult(PHASES, servers)
+def _from_phases(tool: str, servers: int, get: Callable[[], dict[str, Any]]) -> ToolResult:
+    """A row filled by `phases.py` in child processes; a failed child makes the row unavailable."""
+    res = ToolResult(tool, servers)
     try:
-        res.detail = phases.measure(str(conf), repeat)
+        res.detail = get()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as e:
         res.unavailable = f"failed: {str(e)[:200]}"
-        return res
-    res.wall = sum(res.detail[k] for k in phases.PHASES)
+    return res
+
+
+def _phase_breakdown(servers: int, conf: Path, repeat: int) -> ToolResult:
+    """Where the scan's time goes (`phases.py`): the profile behind the ratio to crossplane."""
+    res = _from_phases(PHASES, servers, lambda: phases.measure(str(conf), repeat))
+    if res.unavailable is None:
+        res.wall = sum(res.detail[k] for k in phases.PHASES)
     return res
 
 
 def _call_count(servers: int, conf: Path) -> ToolResult:
     """Function calls of crossplane.parse and of the scan (`phases.py --calls`): the growth of
     work, free of the run-to-run noise of wall time."""
-    res = ToolResult(CALLS, servers)
-    try:
-        res.detail = phases.count_calls(str(conf))
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as e:
-        res.unavailable = f"failed: {str(e)[:200]}"
-    return res
+    return _from_phases(CALLS, servers, lambda: phases.count_calls(str(conf)))
 
 
 def run_static(

@@ -190,7 +190,7 @@ def _explicit_name(p: Path, rule: RuleMeta, name: Setting) -> Finding:
     usual "fix" is turning verification off. A name equal to the pass host is not flagged: that
     is plain single-site proxying, where the default certificate is the right one.
     """
-    value = name.value or ""
+    value = name.value
     sni = p.setting(f"{p.module}_ssl_server_name")
     why = (
         "sent as SNI" if sni.value == "on"
